@@ -1,0 +1,1 @@
+"""Analysis of hybrid reasoning traces: pure functions, traces in, DataFrames and plotly figures out."""

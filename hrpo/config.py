@@ -1,0 +1,138 @@
+"""Dataclass configs for each entry point; every field has a default and a help string.
+
+Validation lives in __post_init__, so a bad value fails with one clear message wherever the
+config comes from (CLI flags, a JSON file, the app).  `to_dict`/`from_dict` round-trip through
+JSON (the trainer saves its config beside every checkpoint).  Test: pytest tests/test_config.py
+"""
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+
+
+class ConfigError(ValueError):
+    """A config value is out of range; the message names the field."""
+
+
+def opt(default, help: str, **kw):
+    """A dataclass field with a default and a help string (shown by the CLI)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+def check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+class Config:
+    """Mixin: JSON round-trip and field listing for the CLI."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        check(not unknown, f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, path: str):
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+@dataclass
+class GateConfig(Config):
+    c: float = opt(8.0, "gate sharpness c in a = exp(-c * softplus(-Lambda) * r)")
+    r_min: float = opt(0.99, "lower bound of u ~ U(r_min, r_max) used to initialise Lambda")
+    r_max: float = opt(0.999, "upper bound of u used to initialise Lambda (a starts near 1)")
+
+    def __post_init__(self):
+        check(self.c > 0, f"c must be > 0, got {self.c}")
+        check(0 < self.r_min < self.r_max < 1, f"need 0 < r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
+
+
+@dataclass
+class RolloutConfig(Config):
+    max_new_tokens: int = opt(256, "stop after this many generated tokens")
+    temperature: float = opt(0.5, "sampling temperature tau (also shapes the latent mixture)")
+    top_k: int = opt(50, "keep the k most likely tokens (0 = whole vocabulary)")
+    greedy: bool = opt(False, "take the argmax token instead of sampling (evaluation)")
+    hybrid: bool = opt(True, "mix latent embeddings into the input while reasoning (off = plain decoding)")
+    seed: int = opt(0, "seed of the sampling generator")
+
+    def __post_init__(self):
+        check(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig(Config):
+    model: str = opt("default", "base model spec (see hrpo.models.load_model)")
+    task: str = opt("arith", "training task: arith[:level] | gsm8k | mgsm:<lang> | jsonl:PATH")
+    mode: str = opt("hrpo", "hrpo (hybrid latent rollouts, gate trained) or grpo (plain tokens, no gate)")
+    out: str = opt("runs/hrpo", "output directory: metrics.jsonl and checkpoints/")
+    steps: int = opt(100, "number of training steps (one batch of rollouts each)")
+    group_size: int = opt(4, "G: completions sampled per prompt")
+    batch_prompts: int = opt(2, "prompts per micro-batch (per process)")
+    grad_accum: int = opt(1, "micro-batches per optimizer update")
+    max_new_tokens: int = opt(128, "completion length cap during training")
+    temperature: float = opt(0.5, "sampling temperature tau")
+    top_k: int = opt(50, "top-k of the sampling distribution and the latent mixture")
+    lr: float = opt(5e-6, "learning rate of the LoRA weights")
+    gate_lr: float = opt(1e-4, "learning rate of the gate linears W_r, W_i")
+    lambda_lr: float = opt(1e-3, "learning rate of Lambda")
+    weight_decay: float = opt(0.1, "AdamW weight decay (matrices only; never biases or Lambda)")
+    adam_beta1: float = opt(0.9, "AdamW beta1")
+    adam_beta2: float = opt(0.99, "AdamW beta2")
+    warmup_ratio: float = opt(0.1, "share of updates spent in linear warm-up before the cosine decay")
+    max_grad_norm: float = opt(0.1, "gradient-norm clip")
+    beta: float = opt(0.005, "KL coefficient against the base model (adapter off, plain tokens)")
+    num_iterations: int = opt(1, "optimizer updates per batch of rollouts (PPO-style when > 1)")
+    epsilon: float = opt(0.2, "clip range of the ratio when num_iterations > 1")
+    lora_rank: int = opt(32, "LoRA rank")
+    lora_alpha: float = opt(64.0, "LoRA alpha")
+    lora_targets: list = opt(LORA_TARGETS, "module names that get LoRA adapters")
+    c: float = opt(8.0, "gate sharpness c")
+    r_min: float = opt(0.99, "Lambda init: lower bound of u")
+    r_max: float = opt(0.999, "Lambda init: upper bound of u")
+    seed: int = opt(0, "seed of the LoRA/gate init, prompt order and sampling")
+    save_every: int = opt(10, "write a checkpoint every N steps (and at the end)")
+    keep_checkpoints: int = opt(2, "how many recent checkpoints to keep")
+    eval_every: int = opt(0, "held-out greedy accuracy every N steps (0 = never)")
+    eval_limit: int = opt(50, "held-out problems per evaluation")
+    tensorboard: bool = opt(False, "also log to TensorBoard (when installed)")
+    device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
+    dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda, fp32 on cpu)")
+
+    def __post_init__(self):
+        check(self.mode in ("hrpo", "grpo"), f"mode must be hrpo or grpo, got {self.mode!r}")
+        check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        check(self.group_size >= 2, f"group_size must be >= 2 (advantages compare completions), got {self.group_size}")
+        check(self.batch_prompts >= 1 and self.grad_accum >= 1, "batch_prompts and grad_accum must be >= 1")
+        check(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+        for name in ("lr", "gate_lr", "lambda_lr"):
+            check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        check(self.weight_decay >= 0 and self.beta >= 0, "weight_decay and beta must be >= 0")
+        check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        check(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        check(self.num_iterations >= 1 and 0 < self.epsilon < 1, "num_iterations >= 1 and 0 < epsilon < 1")
+        check(self.lora_rank >= 1 and self.lora_alpha > 0, "lora_rank >= 1 and lora_alpha > 0")
+        check(self.save_every >= 1 and self.keep_checkpoints >= 1, "save_every and keep_checkpoints must be >= 1")
+        GateConfig(self.c, self.r_min, self.r_max)
+
+    @property
+    def gate_config(self) -> GateConfig:
+        return GateConfig(self.c, self.r_min, self.r_max)
+
+    def rollout_config(self, seed: int) -> RolloutConfig:
+        return RolloutConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_k=self.top_k,
+                             hybrid=self.mode == "hrpo", seed=seed)

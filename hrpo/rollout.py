@@ -1,0 +1,199 @@
+"""Batched hybrid decoding with a KV cache (DESIGN.md section 1, "Hybrid rollout").
+
+Per generated position, while a row's completion does not yet contain '####':
+    p = softmax(top_k(logits) / tau);  x ~ p (argmax when greedy)
+    h = E^T p / ||p||_2      -- gathered over the k kept rows of E, never a dense V x H product
+    next input = gate(E[x], h)  -- a * e + sqrt(1 - a^2 + 1e-8) * (i * h)
+From the token that completes '####' on, inputs are plain E[x]; prompts are never mixed.
+The marker is found per row from each new token's text and a 3-character tail, so a '####' split
+over several tokens is caught without re-decoding the completion.
+
+`Decoder(...).steps()` yields the per-step records as they are produced (the live UI streams them);
+`rollout()` runs it to the end and returns one Trace per prompt.  Test: pytest tests/test_rollout.py
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import torch
+
+from .config import RolloutConfig
+from .gate import hidden_ratio
+from .loss import sampling_distribution, token_logprobs
+from .models import HybridModel
+
+MARKER = "####"
+
+
+@dataclass
+class Step:
+    index: int
+    token: str
+    token_id: int
+    thinking: bool
+    gate_a: float
+    hidden_ratio: float
+    logprob: float
+    entropy: float
+
+
+@dataclass
+class Trace:
+    prompt: str
+    prompt_ids: list[int]
+    token_ids: list[int] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    text: str = ""
+    answer: str | None = None
+    finish: str = "length"                 # "eos" or "length"
+    hybrid: bool = True
+    latents: torch.Tensor | None = None    # (T, H) float32 on CPU, when kept
+
+    @property
+    def thinking_mask(self) -> list[bool]:
+        return [s.thinking for s in self.steps]
+
+
+def extract_answer(text: str) -> str | None:
+    """Text after the last '####', stripped; None when there is no marker."""
+    return text.rsplit(MARKER, 1)[1].strip() if MARKER in text else None
+
+
+class MarkerWatch:
+    """Per row: has the completion so far contained '####'?  Keeps only a 3-character tail."""
+
+    def __init__(self, rows: int, marker: str = MARKER):
+        self.marker, self.tails, self.seen = marker, [""] * rows, [False] * rows
+
+    def push(self, row: int, piece: str) -> bool:
+        if not self.seen[row]:
+            text = self.tails[row] + piece
+            self.seen[row] = self.marker in text
+            self.tails[row] = text[-(len(self.marker) - 1):]
+        return self.seen[row]
+
+
+def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Tensor) -> torch.Tensor:
+    """h = E^T p / ||p||_2 for probs (B, k) over token ids idx (B, k), or (B, V) when idx is None."""
+    rows = E[idx] if idx is not None else E                                    # (B, k, H) or (V, H)
+    h = torch.einsum("bk,bkh->bh", probs.to(E.dtype), rows) if idx is not None else probs.to(E.dtype) @ rows
+    return h / probs.norm(dim=-1, keepdim=True).to(E.dtype)                   # (B, H)
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), both (B, L), left-padded."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, s in enumerate(seqs):
+        if s:
+            ids[row, width - len(s):] = torch.tensor(s)
+            mask[row, width - len(s):] = 1
+    return ids, mask
+
+
+ForceA = Callable[[int], float | None]   # step index -> forced gate value (None: the learned gate)
+
+
+class Decoder:
+    """One batched hybrid decode.  Iterate `steps()` for per-step records, then read `traces`."""
+
+    def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
+                 raw: bool = False, keep_latents: bool = False, force_a: ForceA | None = None):
+        if not prompts:
+            raise ValueError("no prompts to decode")
+        self.hm, self.cfg = hm, cfg or RolloutConfig()
+        self.keep_latents, self.force_a = keep_latents, force_a
+        ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
+        if any(len(i) == 0 for i in ids):
+            raise ValueError("empty prompt")
+        limit = getattr(hm.model.config, "max_position_embeddings", None)
+        if limit and max(map(len, ids)) + self.cfg.max_new_tokens > limit:
+            raise ValueError(f"prompt ({max(map(len, ids))} tokens) + max_new_tokens "
+                             f"({self.cfg.max_new_tokens}) exceeds the model's context of {limit} tokens")
+        texts = [hm.tokenizer.decode(i) for i in ids]
+        self.traces = [Trace(prompt=t, prompt_ids=i, hybrid=self.cfg.hybrid) for t, i in zip(texts, ids)]
+        self.generated, self.seconds = 0, 0.0
+
+    def _forward(self, embeds, mask, positions, cache=None):
+        out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                            cache=cache, use_cache=True)
+        return out.logits[:, -1].float(), out.past_key_values
+
+    @torch.no_grad()
+    def steps(self) -> Iterator[list[tuple[int, Step]]]:
+        """Decode; after each position yield [(row, Step)] for the rows still running."""
+        hm, cfg, dev = self.hm, self.cfg, self.hm.device
+        E = hm.embeddings                                                       # (V, H)
+        start = time.perf_counter()
+        ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
+        ids, mask = ids.to(dev), mask.to(dev)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
+        logits, cache = self._forward(E[ids], mask, positions)                 # (B, V)
+        next_pos = positions[:, -1:] + 1                                        # (B, 1)
+        rows = len(self.traces)
+        alive = torch.ones(rows, dtype=torch.bool, device=dev)
+        watch = MarkerWatch(rows)
+        gen = torch.Generator(device=dev).manual_seed(cfg.seed)
+        eos = torch.tensor(sorted(hm.eos_ids), device=dev)
+        latents = [[] for _ in range(rows)]
+        for t in range(cfg.max_new_tokens):
+            probs, logp, idx = sampling_distribution(logits, cfg.top_k, cfg.temperature)   # (B, k)
+            pick = probs.argmax(-1, keepdim=True) if cfg.greedy else torch.multinomial(probs, 1, generator=gen)
+            x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (B,)
+            x = torch.where(alive, x, torch.full_like(x, hm.pad_id))
+            lp = token_logprobs(logits, x, cfg.top_k, cfg.temperature)          # (B,)
+            entropy = -(probs * logp).sum(-1)                                    # (B,)
+            x_list, alive_list = x.tolist(), alive.tolist()
+            pieces = [hm.piece(i) for i in x_list]
+            thinking = [cfg.hybrid and a and not watch.push(r, p) for r, (a, p) in enumerate(zip(alive_list, pieces))]
+            e = E[x]                                                             # (B, H)
+            a = torch.ones_like(e, dtype=torch.float32)
+            h = None
+            if cfg.hybrid:
+                h = latent_embedding(probs, idx, E)                              # (B, H)
+                mixed, a_mix = hm.gate(e, h, force_a=self.force_a(t) if self.force_a else None)
+                think = torch.tensor(thinking, device=dev).unsqueeze(-1)
+                e = torch.where(think, mixed, e)
+                a = torch.where(think, a_mix, a)
+            stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy], -1).tolist()
+            events = []
+            for r in range(rows):
+                if not alive_list[r]:
+                    continue
+                st = Step(t, pieces[r], x_list[r], thinking[r], *stats[r])
+                self.traces[r].steps.append(st)
+                self.traces[r].token_ids.append(x_list[r])
+                if self.keep_latents and h is not None:
+                    latents[r].append(h[r].float().cpu())
+                events.append((r, st))
+            self.generated += len(events)
+            alive &= ~torch.isin(x, eos)
+            yield events
+            if not alive.any():
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            logits, cache = self._forward(e.unsqueeze(1), mask, next_pos, cache)
+            next_pos = next_pos + 1
+        self.seconds = time.perf_counter() - start
+        for r, tr in enumerate(self.traces):
+            tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
+            tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
+            tr.answer = extract_answer(tr.text)
+            if self.keep_latents and latents[r]:
+                tr.latents = torch.stack(latents[r])
+
+    def run(self) -> list[Trace]:
+        for _ in self.steps():
+            pass
+        return self.traces
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated / self.seconds if self.seconds else 0.0
+
+
+def rollout(hm: HybridModel, prompts, cfg: RolloutConfig | None = None, **kw) -> list[Trace]:
+    """Decode every prompt (question strings, or token-id lists) and return one Trace each."""
+    return Decoder(hm, prompts, cfg, **kw).run()
+

@@ -1,0 +1,83 @@
+"""Teacher forcing: rebuild a rollout's input embeddings and recompute its log-probs in one pass.
+
+The layout matches the decoder exactly: prompts left-padded to P, completions appended and
+right-padded to T, position ids = cumsum(attention mask) - 1.  At thinking positions the input
+is rebuilt as gate(E[x], h_stored) with whatever gate is passed (the trainer passes the trainable
+one, so gradients reach W_r, W_i and Lambda); elsewhere it is E[x].  The logits at position P-1+t
+score completion token t.  Test: pytest tests/test_rollout.py::test_teacher_forcing_matches_kv_cache
+"""
+from dataclasses import dataclass
+
+import torch
+
+from .loss import token_logprobs
+from .rollout import Trace, left_pad
+
+
+@dataclass
+class Batch:
+    ids: torch.Tensor         # (B, P+T) prompt (left-padded) then completion (right-padded)
+    mask: torch.Tensor        # (B, P+T) attention mask
+    positions: torch.Tensor   # (B, P+T)
+    completion: torch.Tensor  # (B, T) token ids (pad beyond each row's length)
+    valid: torch.Tensor       # (B, T) bool: a real completion token
+    thinking: torch.Tensor    # (B, T) bool: input was mixed with the latent
+    latents: torch.Tensor | None  # (B, T, H) stored latents, or None without hybrid
+    logprobs: torch.Tensor    # (B, T) log-probs seen while sampling (0 where not valid)
+
+    @property
+    def prompt_len(self) -> int:
+        return self.ids.shape[1] - self.completion.shape[1]
+
+
+def pack(traces: list[Trace], pad_id: int, device) -> Batch:
+    """Stack traces into one right-aligned-prompt / left-aligned-completion batch."""
+    prompt, pmask = left_pad([t.prompt_ids for t in traces], pad_id)           # (B, P)
+    T = max(1, max(len(t.token_ids) for t in traces))
+    B = len(traces)
+    comp = torch.full((B, T), pad_id, dtype=torch.long)
+    valid = torch.zeros((B, T), dtype=torch.bool)
+    thinking = torch.zeros((B, T), dtype=torch.bool)
+    old = torch.zeros((B, T))
+    latents = None
+    if all(t.latents is not None for t in traces):
+        latents = torch.zeros((B, T, traces[0].latents.shape[-1]))
+    for r, t in enumerate(traces):
+        n = len(t.token_ids)
+        comp[r, :n] = torch.tensor(t.token_ids, dtype=torch.long)
+        valid[r, :n] = True
+        thinking[r, :n] = torch.tensor(t.thinking_mask, dtype=torch.bool)
+        old[r, :n] = torch.tensor([s.logprob for s in t.steps])
+        if latents is not None:
+            latents[r, :n] = t.latents
+    mask = torch.cat([pmask, valid.long()], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    ids = torch.cat([prompt, comp], dim=1)
+    to = lambda x: None if x is None else x.to(device)
+    return Batch(to(ids), to(mask), to(positions), to(comp), to(valid), to(thinking), to(latents), to(old))
+
+
+def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
+    """(B, P+T, H) inputs: E[ids], with gate(E[x], h) at thinking positions when a gate is given."""
+    embeds = E[batch.ids]                                                      # (B, L, H)
+    if gate is None or batch.latents is None or not batch.thinking.any():
+        return embeds
+    P = batch.prompt_len
+    comp = embeds[:, P:]                                                       # (B, T, H)
+    mixed, _ = gate(comp, batch.latents.to(comp.dtype))
+    comp = torch.where(batch.thinking.unsqueeze(-1), mixed, comp)
+    return torch.cat([embeds[:, :P], comp], dim=1)
+
+
+def completion_logits(model, embeds: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """(B, T, V) logits scoring each completion token, from one forward pass."""
+    T = batch.completion.shape[1]
+    out = model(inputs_embeds=embeds[:, :-1], attention_mask=batch.mask[:, :-1],
+                position_ids=batch.positions[:, :-1], use_cache=False, logits_to_keep=T)
+    return out.logits
+
+
+def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temperature: float, gate=None) -> torch.Tensor:
+    """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau)."""
+    logits = completion_logits(model, input_embeds(E, batch, gate), batch)
+    return token_logprobs(logits, batch.completion, top_k, temperature)

@@ -1,0 +1,267 @@
+"""The HRPO / GRPO training loop on accelerate, with LoRA through peft (DESIGN.md section 1).
+
+Per step, on each process: sample prompts (seeded by step, so a resumed run sees the same ones),
+roll out G completions per prompt with the current policy (hybrid in HRPO mode, keeping latents),
+score them, compute group-normalised advantages, recompute log-probs by teacher forcing through
+the *trainable* gate with the stored latents (checking `logprob_drift` against the sampling
+log-probs), take reference log-probs with the adapter disabled on plain tokens, and minimise the
+loss of hrpo.loss.policy_loss.  Optimizer: AdamW with four groups (LoRA matrices with weight
+decay, other LoRA params without, gate linears, Lambda), cosine schedule with warm-up, grad clip.
+Runs as one process or data-parallel under `torchrun --nproc_per_node N -m hrpo train ...`.
+Test: pytest tests/test_trainer.py
+"""
+import contextlib
+import hashlib
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .loss import group_advantages, policy_loss
+from .models import load_model
+from .rewards import score
+from .rollout import Decoder
+from .tasks import load_task
+from .teacher import completion_logprobs, pack
+
+METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", "gate_a_mean",
+           "hidden_ratio_mean", "kl", "loss", "grad_norm", "lr", "logprob_drift", "rollout_tokens_per_s",
+           "step_seconds"]
+
+
+def derived_seed(*parts) -> int:
+    return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
+
+
+class Policy(nn.Module):
+    """The LoRA model and the gate as one module (one DDP unit): batch -> (B, T) log-probs."""
+
+    def __init__(self, model, gate, hybrid: bool, top_k: int, temperature: float):
+        super().__init__()
+        self.model, self.gate = model, gate
+        self.hybrid, self.top_k, self.temperature = hybrid, top_k, temperature
+
+    def forward(self, batch):
+        E = self.model.get_input_embeddings().weight
+        return completion_logprobs(self.model, E, batch, self.top_k, self.temperature,
+                                   gate=self.gate if self.hybrid else None)
+
+
+def param_groups(model, gate, cfg: TrainConfig, hybrid: bool) -> list[dict]:
+    lora = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"name": "lora", "params": [p for p in lora if p.ndim >= 2], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+              {"name": "lora_no_decay", "params": [p for p in lora if p.ndim < 2], "lr": cfg.lr, "weight_decay": 0.0}]
+    if hybrid:
+        groups += [{"name": "gate", "params": [*gate.W_r.parameters(), *gate.W_i.parameters()],
+                    "lr": cfg.gate_lr, "weight_decay": 0.0},
+                   {"name": "lambda", "params": [gate.Lambda], "lr": cfg.lambda_lr, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def cosine_with_warmup(optimizer, warmup: int, total: int):
+    def factor(update: int) -> float:
+        if update < warmup:
+            return (update + 1) / (warmup + 1)
+        progress = (update - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def check_output_dir(out: Path) -> None:
+    """Fail before any work when the output directory cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"0" * 1024)
+        probe.unlink()
+    except OSError as err:
+        raise ckpt.CheckpointError(f"cannot write to output directory {out}: {err.strerror or err}") from err
+
+
+class Trainer:
+    """Build with a TrainConfig; `train()` runs to cfg.steps, calling `callback(metrics)` each step."""
+
+    def __init__(self, cfg: TrainConfig, callback=None, resume: bool = False, should_stop=None):
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+        self.cfg, self.callback, self.should_stop = cfg, callback, should_stop or (lambda: False)
+        self.hybrid = cfg.mode == "hrpo"
+        self.out = Path(cfg.out)
+        check_output_dir(self.out)
+        self.acc = Accelerator(cpu=cfg.device == "cpu",
+                               kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        self.task = load_task(cfg.task, "train", seed=cfg.seed)
+        resume_from = ckpt.latest_checkpoint(self.out) if resume else None
+        self.hm, self.start_step, state = self._build(resume_from)
+        self.policy = Policy(self.hm.model, self.hm.gate, self.hybrid, cfg.top_k, cfg.temperature)
+        self.groups = param_groups(self.hm.model, self.hm.gate, cfg, self.hybrid)
+        self.params = [p for g in self.groups for p in g["params"]]
+        self.optimizer = torch.optim.AdamW(self.groups, betas=(cfg.adam_beta1, cfg.adam_beta2))
+        total = cfg.steps * cfg.num_iterations
+        self.scheduler = cosine_with_warmup(self.optimizer, int(cfg.warmup_ratio * total), total)
+        if state is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            ckpt.set_rng_state(state["rng"])
+        self.ddp = self.acc.prepare(self.policy)
+        self.tb = self._tensorboard()
+
+    def _build(self, resume_from):
+        from peft import LoraConfig, get_peft_model
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        device = "cpu" if self.acc.device.type == "cpu" else str(self.acc.device)
+        hm = load_model(cfg.model, device=device, dtype=cfg.dtype, gate_config=cfg.gate_config)
+        for p in hm.model.parameters():
+            p.requires_grad_(False)
+        state, step = None, 0
+        if resume_from is not None:
+            meta = ckpt.read_config(resume_from)
+            ckpt.check_base(meta, hm, resume_from)
+            ckpt.attach_adapter(hm, resume_from, trainable=True)
+            if self.hybrid:
+                ckpt.load_gate_into(hm.gate, resume_from)
+            state, step = ckpt.load_trainer_state(resume_from), meta["step"]
+            if state is None:
+                raise ckpt.CheckpointError(f"{resume_from}: no trainer_state.pt, cannot resume from it")
+        else:
+            lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, target_modules=list(cfg.lora_targets),
+                              lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+            hm.model = get_peft_model(hm.model, lora)
+        hm.gate.requires_grad_(self.hybrid)
+        hm.gate.float()
+        return hm, step, state
+
+    def _tensorboard(self):
+        if not (self.cfg.tensorboard and self.acc.is_main_process):
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("tensorboard is not installed; logging to metrics.jsonl only")
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _rollouts(self, step: int, micro: int, problems):
+        cfg, hm = self.cfg, self.hm
+        prompts = [hm.encode(p.question) for p in problems for _ in range(cfg.group_size)]
+        seed = derived_seed(cfg.seed, step, self.acc.process_index, micro)
+        dec = Decoder(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)
+        with torch.no_grad():
+            traces = dec.run()
+        scores = [score(p.kind, t.text, p.answer) for p, t in zip([p for p in problems for _ in range(cfg.group_size)], traces)]
+        rewards = torch.tensor([float(c and f) for c, f in scores])
+        batch = pack(traces, hm.pad_id, hm.device)
+        with torch.no_grad(), hm.model.disable_adapter():
+            ref = completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, gate=None)
+        adv = group_advantages(rewards, cfg.group_size).to(hm.device)
+        steps = [s for t in traces for s in t.steps]
+        think = [s for s in steps if s.thinking]
+        stats = {"reward_mean": rewards.mean().item(), "accuracy": sum(c for c, _ in scores) / len(scores),
+                 "format_rate": sum(f for _, f in scores) / len(scores),
+                 "completion_len_mean": sum(len(t.token_ids) for t in traces) / len(traces),
+                 "gate_a_mean": sum(s.gate_a for s in think) / len(think) if think else 1.0,
+                 "hidden_ratio_mean": sum(s.hidden_ratio for s in think) / len(think) if think else 0.0,
+                 "tokens": dec.generated, "rollout_seconds": dec.seconds}
+        return {"batch": batch, "ref": ref, "adv": adv}, stats
+
+    def train_step(self, step: int) -> dict:
+        cfg, acc = self.cfg, self.acc
+        t0 = time.perf_counter()
+        world, rank, B = acc.num_processes, acc.process_index, cfg.batch_prompts
+        rng = random.Random(derived_seed(cfg.seed, "prompts", step))
+        problems = self.task.sample(B * world * cfg.grad_accum, rng)
+        micro_batches, stats = [], []
+        for micro in range(cfg.grad_accum):
+            first = (micro * world + rank) * B
+            mb, st = self._rollouts(step, micro, problems[first:first + B])
+            micro_batches.append(mb)
+            stats.append(st)
+        drift, kl, losses, grad_norm, skipped = 0.0, 0.0, [], 0.0, 0
+        for it in range(cfg.num_iterations):
+            for i, mb in enumerate(micro_batches):
+                sync = contextlib.nullcontext() if i == len(micro_batches) - 1 else acc.no_sync(self.ddp)
+                with sync:
+                    logp = self.ddp(mb["batch"])
+                    if it == 0:
+                        mb["old"] = logp.detach()
+                        valid = mb["batch"].valid
+                        drift = max(drift, (mb["old"] - mb["batch"].logprobs)[valid].abs().max().item())
+                    loss, ls = policy_loss(logp, mb["old"], mb["ref"], mb["adv"], mb["batch"].valid,
+                                           cfg.beta, cfg.epsilon)
+                    acc.backward(loss / cfg.grad_accum)
+                losses.append(loss.item())
+                kl = ls["kl"] if it == 0 else kl
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm))
+            if math.isfinite(grad_norm) and all(math.isfinite(x) for x in losses):
+                self.optimizer.step()
+            else:
+                skipped += 1
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        tokens = sum(s["tokens"] for s in stats)
+        seconds = sum(s["rollout_seconds"] for s in stats)
+        local = {k: sum(s[k] for s in stats) / len(stats) for k in
+                 ("reward_mean", "accuracy", "format_rate", "completion_len_mean", "gate_a_mean", "hidden_ratio_mean")}
+        local.update(kl=kl, loss=sum(losses) / len(losses), rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
+        metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
+                   "lr": self.scheduler.get_last_lr()[0], "logprob_drift": self._max_over_ranks(drift),
+                   "skipped_updates": skipped, "step_seconds": time.perf_counter() - t0}
+        return {k: metrics[k] for k in METRICS + ["skipped_updates"]}
+
+    def _mean_over_ranks(self, d: dict) -> dict:
+        if self.acc.num_processes == 1:
+            return d
+        t = self.acc.reduce(torch.tensor(list(d.values()), device=self.acc.device), reduction="mean")
+        return dict(zip(d, t.tolist()))
+
+    def _max_over_ranks(self, x: float) -> float:
+        if self.acc.num_processes == 1:
+            return x
+        t = torch.tensor([x], device=self.acc.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return t.item()
+
+    def save(self, step: int, with_state: bool = True) -> Path:
+        path = self.out / "checkpoints" / f"step-{step:06d}"
+        if self.acc.is_main_process:
+            state = {"step": step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "rng": ckpt.rng_state()} if with_state else None
+            ckpt.save_checkpoint(path, model=self.hm.model, gate=self.hm.gate if self.hybrid else None,
+                                 train_config=self.cfg.to_dict(), step=step, trainer_state=state)
+            ckpt.prune_checkpoints(self.out, self.cfg.keep_checkpoints)
+        self.acc.wait_for_everyone()
+        return path
+
+    def log(self, metrics: dict) -> None:
+        if self.acc.is_main_process:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps(metrics) + "\n")
+            if self.tb is not None:
+                for k, v in metrics.items():
+                    if k != "step":
+                        self.tb.add_scalar(k, v, metrics["step"])
+        if self.callback:
+            self.callback(metrics)
+
+    def train(self) -> Path | None:
+        """Run from the start (or resumed) step to cfg.steps; returns the last checkpoint written."""
+        last = None
+        if self.acc.is_main_process:
+            (self.out / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2), encoding="utf-8")
+        for step in range(self.start_step, self.cfg.steps):
+            self.log(self.train_step(step))
+            done = step + 1
+            if done % self.cfg.save_every == 0 or done == self.cfg.steps or self.should_stop():
+                last = self.save(done)
+            if self.should_stop():
+                break
+        if self.tb is not None:
+            self.tb.close()
+        return last

@@ -1,0 +1,62 @@
+"""load_model on every kind of spec, with the decoder running on each."""
+import pytest
+import torch
+
+from hrpo.config import RolloutConfig
+from hrpo.models import ModelSpecError, embedded_gguf, load_model, pick_device_dtype
+from hrpo.rollout import rollout
+
+
+def test_embedded_default_is_smollm2_with_its_chat_template(embedded):
+    cfg = embedded.model.config
+    assert (cfg.model_type, cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size) == ("llama", 576, 30, 49152)
+    assert embedded.embeddings.shape == (49152, 576) and embedded.dtype == torch.float32
+    prompt = embedded.chat_prompt("What is 2 + 2?")
+    assert prompt.startswith("<|im_start|>system\n") and "####" in prompt
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert embedded.eos_ids == {2}
+
+
+def test_tiny_random_is_small_and_seeded(tiny):
+    again = load_model("tiny-random")
+    assert sum(p.numel() for p in tiny.model.parameters()) < 5_000_000
+    assert torch.equal(tiny.embeddings, again.embeddings)
+    assert len(tiny.tokenizer) == 49152
+
+
+@pytest.mark.parametrize("arch", ["qwen2", "mistral"])
+def test_local_hf_directory_tied_or_untied(tiny, tmp_path, arch):
+    from transformers import AutoConfig, AutoModelForCausalLM
+    config = AutoConfig.for_model(arch, vocab_size=len(tiny.tokenizer), hidden_size=32, intermediate_size=64,
+                                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                  tie_word_embeddings=(arch == "qwen2"), eos_token_id=2, pad_token_id=2)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
+    tiny.tokenizer.save_pretrained(tmp_path)
+    hm = load_model(str(tmp_path))
+    assert hm.model.config.model_type == arch and hm.gate.hidden_size == 32
+    trace = rollout(hm, ["hello"], RolloutConfig(max_new_tokens=6, greedy=True), keep_latents=True)[0]
+    assert len(trace.token_ids) == 6 and trace.latents.shape == (6, 32)
+    assert all(0 < s.gate_a < 1 for s in trace.steps if s.thinking)
+
+
+def test_gguf_path_gives_the_embedded_weights(embedded):
+    hm = load_model(str(embedded_gguf()))
+    assert torch.equal(hm.embeddings, embedded.embeddings)
+
+
+@pytest.mark.parametrize("spec,match", [
+    ("no-such-model", "unknown model spec"),
+    ("/nonexistent/file.gguf", "no such GGUF"),
+    (__file__, "not a model directory"),
+])
+def test_bad_specs_fail_with_a_clear_message(spec, match):
+    with pytest.raises(ModelSpecError, match=match):
+        load_model(spec)
+
+
+def test_device_and_dtype_choice():
+    assert pick_device_dtype("cpu", None) == (torch.device("cpu"), torch.float32)
+    assert pick_device_dtype("cpu", "bf16")[1] == torch.bfloat16
+    with pytest.raises(ModelSpecError, match="dtype"):
+        pick_device_dtype("cpu", "float8")
