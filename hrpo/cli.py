@@ -6,6 +6,7 @@ Each command turns expected failures (bad spec, bad value, empty prompt) into on
 and exit code 2, never a stack trace.  Test: pytest tests/test_cli.py
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -72,6 +73,86 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def config_flags(p: argparse.ArgumentParser, cls) -> None:
+    """One --flag per dataclass field, help from the field; unset flags stay out of the namespace."""
+    for f in dataclasses.fields(cls):
+        flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+        elif isinstance(default, list):
+            p.add_argument(flag, dest=f.name, type=lambda v: [x for x in v.split(",") if x], default=argparse.SUPPRESS,
+                           help=help_ + " (comma-separated)")
+        else:
+            kind = type(default) if default is not None else str
+            p.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=f"{help_} (default: {default})")
+
+
+def cmd_train(args) -> int:
+    from .config import TrainConfig
+    from .trainer import Trainer
+    values = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)})
+    cfg = TrainConfig.from_dict(values)
+    bar = None
+
+    def report(m: dict) -> None:
+        nonlocal bar
+        if trainer.acc.is_main_process and sys.stderr.isatty():
+            from tqdm import tqdm
+            bar = bar or tqdm(total=cfg.steps, initial=m["step"] - 1, desc=f"{cfg.mode} train", unit="step")
+            bar.set_postfix(reward=f"{m['reward_mean']:.2f}", len=f"{m['completion_len_mean']:.0f}",
+                            hidden=f"{m['hidden_ratio_mean']:.3f}", drift=f"{m['logprob_drift']:.1e}")
+            bar.update(1)
+        elif trainer.acc.is_main_process:
+            print(f"step {m['step']}/{cfg.steps} reward {m['reward_mean']:.3f} acc {m['accuracy']:.3f} "
+                  f"len {m['completion_len_mean']:.1f} hidden {m['hidden_ratio_mean']:.4f} kl {m['kl']:.2e} "
+                  f"drift {m['logprob_drift']:.1e} {m['step_seconds']:.1f}s", flush=True)
+    trainer = Trainer(cfg, callback=report, resume=args.resume)
+    last = trainer.train()
+    if bar is not None:
+        bar.close()
+    if trainer.acc.is_main_process:
+        print(f"checkpoint: {last}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import evaluate
+    from .models import load_model
+    from .tasks import load_task
+    task = load_task(args.task, args.split, limit=args.limit)
+    cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                        greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
+    hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    out = open(args.out, "w", encoding="utf-8") if args.out else None
+    try:
+        summary, _ = evaluate(hm, task.problems, cfg, args.batch_size,
+                              on_row=(lambda r: out.write(json.dumps(r, ensure_ascii=False) + "\n")) if out else None)
+    finally:
+        if out:
+            out.close()
+    summary = {"model": args.model, "task": args.task, "split": args.split, **summary}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{args.model} on {args.task} ({args.split}, n={summary['n']}): accuracy {summary['accuracy']:.3f}, "
+              f"format {summary['format_rate']:.3f}, length mean {summary['mean_len']:.1f} / median "
+              f"{summary['median_len']:.0f}, hidden ratio {summary['hidden_ratio']:.4f}, "
+              f"{summary['tokens_per_s']:.1f} tokens/s")
+    return 0
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    d = RolloutConfig()
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=d.temperature)
+    p.add_argument("--top-k", type=int, default=d.top_k, help="0 = whole vocabulary")
+    p.add_argument("--greedy", action="store_true", help="argmax decoding")
+    p.add_argument("--no-hybrid", action="store_true", help="plain decoding, no latent mixing")
+    p.add_argument("--seed", type=int, default=d.seed)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model spec: default, tiny-random, HF name/dir, .gguf, checkpoint dir")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
@@ -84,17 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="decode one prompt with hybrid latent reasoning")
     add_model_args(g)
-    d = RolloutConfig()
     g.add_argument("--prompt", required=True, help="the question (wrapped in the chat template unless --raw)")
-    g.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    g.add_argument("--temperature", type=float, default=d.temperature)
-    g.add_argument("--top-k", type=int, default=d.top_k, help="0 = whole vocabulary")
-    g.add_argument("--greedy", action="store_true", help="argmax decoding")
-    g.add_argument("--no-hybrid", action="store_true", help="plain decoding, no latent mixing")
-    g.add_argument("--seed", type=int, default=d.seed)
+    add_sampling_args(g)
     g.add_argument("--raw", action="store_true", help="tokenize the prompt as is, without chat template")
     g.add_argument("--json", action="store_true", help="print one JSON object with every step")
     g.set_defaults(func=cmd_generate)
+
+    from .config import TrainConfig
+    t = sub.add_parser("train", help="HRPO or GRPO training with LoRA (torchrun-ready)")
+    config_flags(t, TrainConfig)
+    t.add_argument("--config", help="JSON file of TrainConfig fields (flags override it)")
+    t.add_argument("--resume", action="store_true", help="continue from the latest checkpoint under --out")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="accuracy, format rate, lengths and hidden ratio on a task")
+    add_model_args(e)
+    e.add_argument("--task", default="arith", help="arith[:level] | gsm8k | mgsm:<lang> | jsonl:PATH")
+    e.add_argument("--split", default="test", help="train or test (held-out)")
+    e.add_argument("--limit", type=int, default=100, help="number of problems")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--json", action="store_true", help="print the summary as JSON")
+    e.add_argument("--out", help="write one JSON line per problem to this file")
+    add_sampling_args(e)
+    e.set_defaults(func=cmd_eval)
     return parser
 
 
@@ -104,6 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelSpecError
     try:
         return args.func(args)
-    except (UsageError, ConfigError, ModelSpecError, ValueError) as err:
+    except (UsageError, ConfigError, ModelSpecError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -39,6 +39,20 @@ def derived_seed(*parts) -> int:
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
+def problems_for_step(problems: list, step: int, n: int, seed: int) -> list:
+    """The n problems of a step: a seeded shuffle per epoch, without replacement within an epoch.
+
+    A pure function of (step, seed), so a resumed run trains on exactly the prompts it would have seen.
+    """
+    out = []
+    for i in range(step * n, step * n + n):
+        epoch, pos = divmod(i, len(problems))
+        order = list(range(len(problems)))
+        random.Random(derived_seed(seed, "epoch", epoch)).shuffle(order)
+        out.append(problems[order[pos]])
+    return out
+
+
 class Policy(nn.Module):
     """The LoRA model and the gate as one module (one DDP unit): batch -> (B, T) log-probs."""
 
@@ -175,11 +189,11 @@ class Trainer:
         cfg, acc = self.cfg, self.acc
         t0 = time.perf_counter()
         world, rank, B = acc.num_processes, acc.process_index, cfg.batch_prompts
-        rng = random.Random(derived_seed(cfg.seed, "prompts", step))
-        problems = self.task.sample(B * world * cfg.grad_accum, rng)
-        micro_batches, stats = [], []
+        problems = problems_for_step(self.task.problems, step, B * world * cfg.grad_accum, cfg.seed)
+        micro_batches, stats, self.seen = [], [], []
         for micro in range(cfg.grad_accum):
             first = (micro * world + rank) * B
+            self.seen += problems[first:first + B]
             mb, st = self._rollouts(step, micro, problems[first:first + B])
             micro_batches.append(mb)
             stats.append(st)
@@ -203,6 +217,7 @@ class Trainer:
                 self.optimizer.step()
             else:
                 skipped += 1
+            lr = self.optimizer.param_groups[0]["lr"]                  # the rate this update used
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         tokens = sum(s["tokens"] for s in stats)
@@ -211,7 +226,7 @@ class Trainer:
                  ("reward_mean", "accuracy", "format_rate", "completion_len_mean", "gate_a_mean", "hidden_ratio_mean")}
         local.update(kl=kl, loss=sum(losses) / len(losses), rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
-                   "lr": self.scheduler.get_last_lr()[0], "logprob_drift": self._max_over_ranks(drift),
+                   "lr": lr, "logprob_drift": self._max_over_ranks(drift),
                    "skipped_updates": skipped, "step_seconds": time.perf_counter() - t0}
         return {k: metrics[k] for k in METRICS + ["skipped_updates"]}
 

@@ -1,0 +1,146 @@
+"""The trainer on real models and real processes: metrics, drift, modes, checkpoints, resume, DDP."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT, run_cli
+from hrpo import checkpoint as ckpt
+from hrpo.config import ConfigError, RolloutConfig, TrainConfig
+from hrpo.loss import group_advantages, policy_loss
+from hrpo.models import load_model
+from hrpo.rollout import rollout
+from hrpo.trainer import METRICS, Trainer
+
+TINY = dict(model="tiny-random", task="arith", group_size=2, batch_prompts=2, max_new_tokens=10, lora_rank=4,
+            lora_alpha=8, lr=1e-2, gate_lr=1e-2, lambda_lr=1e-2, max_grad_norm=1.0, device="cpu")
+
+
+def trainable(trainer) -> dict:
+    return {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
+
+
+def test_hrpo_step_on_the_embedded_model(tmp_path):
+    seen = []
+    cfg = TrainConfig(model="default", task="arith", steps=1, group_size=2, batch_prompts=1, max_new_tokens=24,
+                      out=str(tmp_path), lr=1e-4, device="cpu", lora_rank=4, lora_alpha=8)
+    trainer = Trainer(cfg, callback=seen.append)
+    before = trainable(trainer)
+    trainer.train()
+    m = seen[0]
+    assert set(METRICS) <= set(m) and m["step"] == 1
+    assert m["logprob_drift"] <= 1e-3, m["logprob_drift"]
+    assert 0 < m["gate_a_mean"] < 1 and m["hidden_ratio_mean"] > 0
+    assert m["rollout_tokens_per_s"] > 0 and m["grad_norm"] > 0
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[0]) == m
+    after = trainable(trainer)
+    changed = [n for n in before if not torch.equal(before[n], after[n])]
+    assert any("lora_B" in n for n in changed) and "gate.Lambda" in changed and "gate.W_r.weight" in changed
+
+
+def test_grpo_mode_has_no_mixing_and_saves_no_gate(tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, mode="grpo", steps=1, out=str(tmp_path)))
+    assert not any(p.requires_grad for p in trainer.hm.gate.parameters())
+    last = trainer.train()
+    m = json.loads((tmp_path / "metrics.jsonl").read_text())
+    assert m["gate_a_mean"] == 1.0 and m["hidden_ratio_mean"] == 0.0
+    assert (last / "adapter" / "adapter_model.safetensors").is_file() and not (last / "gate.safetensors").exists()
+    hm = load_model(str(last))
+    assert hm.mode == "grpo" and ckpt.read_config(last)["mode"] == "grpo"
+
+
+def test_checkpoint_round_trip_through_load_model(tmp_path):
+    trainer = Trainer(TrainConfig(**TINY, steps=2, out=str(tmp_path), save_every=1, keep_checkpoints=1))
+    last = trainer.train()
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-000002"]     # pruned to 1
+    assert not list((tmp_path / "checkpoints").glob(".*"))                              # no temp dirs left
+    cfg = json.loads((last / "config.json").read_text())
+    assert cfg["base_model"] == "tiny-random" and cfg["train"]["lora_rank"] == 4 and cfg["step"] == 2
+    hm = load_model(str(last))
+    gate = load_file(last / "gate.safetensors")
+    assert torch.equal(hm.gate.Lambda.detach(), gate["Lambda"])
+    # the merged model reproduces the trained policy's greedy decode
+    cfg_r = RolloutConfig(max_new_tokens=8, greedy=True)
+    ours = rollout(trainer.hm, ["What is 2 + 3?"], cfg_r)[0].token_ids
+    assert rollout(hm, ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
+
+
+def test_resume_ends_with_the_same_parameters(tmp_path):
+    straight = Trainer(TrainConfig(**TINY, steps=4, out=str(tmp_path / "a"), save_every=4))
+    straight.train()
+    first = Trainer(TrainConfig(**TINY, steps=4, out=str(tmp_path / "b"), save_every=2))
+    first.train_step(0), first.train_step(1)
+    first.save(2)
+    resumed = Trainer(TrainConfig(**TINY, steps=4, out=str(tmp_path / "b"), save_every=2), resume=True)
+    assert resumed.start_step == 2
+    resumed.train()
+    a, b = trainable(straight), trainable(resumed)
+    assert a.keys() == b.keys()
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(a[n], trainable(first)[n]) for n in a)      # steps 3-4 did change things
+
+
+def test_two_processes_keep_parameters_identical(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"]
+    res = subprocess.run([*torchrun, str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    r0, r1 = load_file(tmp_path / "rank0.safetensors"), load_file(tmp_path / "rank1.safetensors")
+    q0, q1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert q0["world"] == 2 and set(q0["questions"]).isdisjoint(q1["questions"])   # different data per rank
+    assert r0.keys() == r1.keys() and any("lora_B" in n for n in r0)
+    for n in r0:
+        assert torch.equal(r0[n], r1[n]), n
+    assert any(r0[n].abs().sum() > 0 for n in r0 if "lora_B" in n)                 # updates happened
+
+
+def test_group_advantages_and_loss_reduce_to_the_design_formula():
+    adv = group_advantages(torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0]), 3)
+    assert torch.allclose(adv[:3].sum(), torch.tensor(0.0), atol=1e-6) and adv[0] > 0 > adv[1]
+    logp = torch.tensor([[-1.0, -2.0, 0.0], [-0.5, -0.5, -0.5]], requires_grad=True)
+    ref = torch.tensor([[-1.5, -2.0, 0.0], [-0.5, -1.0, -0.5]])
+    valid = torch.tensor([[True, True, False], [True, True, True]])
+    A = torch.tensor([1.0, -2.0])
+    loss, stats = policy_loss(logp, logp.detach(), ref, A, valid, beta=0.1)
+    d = ref - logp.detach()
+    per_tok = -(A[:, None] - 0.1 * (torch.exp(d) - d - 1))
+    want = ((per_tok * valid).sum(-1) / valid.sum(-1)).mean()
+    assert torch.allclose(loss, want)
+    loss.backward()
+    lengths = valid.sum(-1, keepdim=True)
+    want_grad = (-A[:, None] + 0.1 * (1 - torch.exp(d))) / lengths / 2 * valid
+    assert torch.allclose(logp.grad, want_grad)
+    assert stats["clip_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("kw,msg", [({"group_size": 1}, "group_size"), ({"lr": 0}, "lr"),
+                                    ({"r_min": 0.999, "r_max": 0.99}, "r_min"), ({"mode": "ppo"}, "mode")])
+def test_invalid_hyperparameters(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        TrainConfig(**kw)
+
+
+def test_train_and_eval_cli(tmp_path):
+    conf = tmp_path / "conf.json"
+    conf.write_text(json.dumps({"model": "tiny-random", "group_size": 2, "batch_prompts": 1, "lora_rank": 2,
+                                "lora_alpha": 4, "max_new_tokens": 6, "steps": 5}))
+    res = run_cli("hrpo", "train", "--config", str(conf), "--steps", "1", "--out", str(tmp_path / "run"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "checkpoint:" in res.stdout and len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+    ck = tmp_path / "run" / "checkpoints" / "step-000001"
+    res = run_cli("hrpo", "eval", "--model", str(ck), "--task", "arith", "--limit", "3", "--greedy",
+                  "--max-new-tokens", "6", "--json", "--out", str(tmp_path / "rows.jsonl"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout)
+    assert summary["n"] == 3 and 0 <= summary["accuracy"] <= summary["correct_rate"] + 1e-9
+    rows = [json.loads(x) for x in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["num_tokens"] == 6 for r in rows)
+    bad = run_cli("hrpo", "train", "--model", "tiny-random", "--group-size", "1", "--out", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "group_size" in bad.stderr and "Traceback" not in bad.stderr
