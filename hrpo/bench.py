@@ -20,6 +20,35 @@ from .loss import sampling_distribution
 from .rollout import Decoder, latent_embedding, left_pad
 
 
+SHAPES = {  # real architectures with random weights, for speed runs when weights are not at hand
+    "smollm2-135m": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, vocab_size=49152),
+    "qwen2.5-0.5b": dict(model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                         num_attention_heads=14, num_key_value_heads=2, vocab_size=151936),
+    "qwen2.5-1.5b": dict(model_type="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, vocab_size=151936),
+    "qwen2.5-3b": dict(model_type="qwen2", hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                       num_attention_heads=16, num_key_value_heads=2, vocab_size=151936),
+}
+
+
+def shape_model(shape: str, device=None, dtype=None):
+    """A HybridModel with random weights of a real shape and SmolLM2's tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from .models import assemble, embedded_dir, pick_device_dtype
+    if shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
+    kw = dict(SHAPES[shape])
+    tok = AutoTokenizer.from_pretrained(embedded_dir())
+    config = AutoConfig.for_model(kw.pop("model_type"), **kw, tie_word_embeddings=True, max_position_embeddings=4096,
+                                  eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    dev, dt = pick_device_dtype(device, dtype)
+    torch.manual_seed(0)
+    with torch.device(dev):
+        model = AutoModelForCausalLM.from_config(config, dtype=dt)
+    return assemble(model, tok, f"shape:{shape}", dev, dt, None)
+
+
 def synth_prompts(hm, batch: int, prompt_len: int, seed: int = 0) -> list[list[int]]:
     """`batch` prompts of exactly `prompt_len` token ids drawn from ordinary text tokens."""
     g = torch.Generator().manual_seed(seed)
@@ -36,7 +65,7 @@ def reference_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> int:
     ids, mask = ids.to(dev), mask.to(dev)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     out = hm.model(inputs_embeds=E[ids], attention_mask=mask, position_ids=pos, use_cache=True)
-    cache, logits, nxt = out.past_key_values, out.logits[:, -1].float(), pos[:, -1:] + 1
+    cache, logits, nxt = out.cache, out.logits[:, -1].float(), pos[:, -1:] + 1
     done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
     completions = [[] for _ in prompts]
     generated = 0
@@ -61,7 +90,7 @@ def reference_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> int:
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
         out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=mask, position_ids=nxt,
                        cache=cache, use_cache=True)
-        cache, logits, nxt = out.past_key_values, out.logits[:, -1].float(), nxt + 1
+        cache, logits, nxt = out.cache, out.logits[:, -1].float(), nxt + 1
     return generated
 
 
@@ -104,4 +133,28 @@ def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repe
             dt = time.perf_counter() - t0
             best = max(best or 0.0, n / dt)
         rows.append({"name": name, "tokens_per_s": best, "peak_mb": peak_memory_mb(hm.device)})
+    return rows
+
+
+def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, batch_prompts: int = 2,
+                new: int = 64, device: str | None = None, out: str = "/tmp/hrpo-bench-train") -> list[dict]:
+    """Seconds per HRPO step vs GRPO step on the same prompts and seed, rollout vs loss share."""
+    import shutil
+    from .config import TrainConfig
+    from .trainer import Trainer
+    rows = []
+    for mode in ("grpo", "hrpo"):
+        shutil.rmtree(out, ignore_errors=True)
+        cfg = TrainConfig(model=model, mode=mode, steps=steps + 1, group_size=group_size, batch_prompts=batch_prompts,
+                          max_new_tokens=new, out=out, device=device, lr=1e-5, seed=0)
+        trainer = Trainer(cfg)
+        trainer.train_step(0)                                                   # warm-up
+        ms = [trainer.train_step(s) for s in range(1, steps + 1)]
+        step_s = sum(m["step_seconds"] for m in ms) / steps
+        roll_s = sum(m["rollout_seconds"] for m in ms) / steps
+        tokens = sum(m["completion_len_mean"] for m in ms) / steps
+        rows.append({"name": mode, "step_seconds": step_s, "rollout_share": roll_s / step_s,
+                     "loss_share": 1 - roll_s / step_s, "completion_len_mean": tokens,
+                     "peak_mb": peak_memory_mb(trainer.hm.device)})
+    shutil.rmtree(out, ignore_errors=True)
     return rows

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 
 from .config import ConfigError, RolloutConfig
 
@@ -21,6 +22,7 @@ class UsageError(ValueError):
 def quiet_libraries() -> None:
     """No progress bars or advisory warnings from transformers on the CLI."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
     import transformers
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -143,6 +145,35 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import torch
+    from . import bench
+    dev = args.device
+    if args.what == "train":
+        rows = bench.bench_train(args.model or "default", steps=args.steps, new=args.new, device=dev)
+        base = rows[0]["step_seconds"]
+        for r in rows:
+            r["vs_grpo"] = r["step_seconds"] / base
+    else:
+        hm = bench.shape_model(args.shape, dev, args.dtype) if args.shape else \
+            __import__("hrpo.models", fromlist=["load_model"]).load_model(args.model or "default", device=dev, dtype=args.dtype)
+        rows = bench.bench_rollout(hm, args.batch, args.prompt_len, args.new, args.repeats)
+        ref = {r["name"]: r["tokens_per_s"] for r in rows}
+        for r in rows:
+            r["vs_generate"] = r["tokens_per_s"] / ref["generate"]
+            r["vs_reference"] = r["tokens_per_s"] / ref["reference"]
+    setup = {"bench": args.what, "model": args.shape or args.model or "default", "batch": args.batch,
+             "prompt_len": args.prompt_len, "new": args.new, "threads": torch.get_num_threads(),
+             "device": str(dev or ("cuda" if torch.cuda.is_available() else "cpu"))}
+    if args.json:
+        print(json.dumps({**setup, "rows": rows}))
+        return 0
+    print(" ".join(f"{k}={v}" for k, v in setup.items()))
+    for r in rows:
+        print("  " + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+    return 0
+
+
 def add_sampling_args(p: argparse.ArgumentParser) -> None:
     d = RolloutConfig()
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
@@ -188,6 +219,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="write one JSON line per problem to this file")
     add_sampling_args(e)
     e.set_defaults(func=cmd_eval)
+
+    b = sub.add_parser("bench", help="speed: rollout tokens/s side by side, or HRPO vs GRPO step time")
+    b.add_argument("what", choices=["rollout", "train"])
+    b.add_argument("--model", default=None, help="model spec (default: the embedded model)")
+    b.add_argument("--shape", default=None, help="random weights of a real shape: smollm2-135m, qwen2.5-1.5b, ...")
+    b.add_argument("--device", default=None)
+    b.add_argument("--dtype", default=None)
+    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--prompt-len", type=int, default=64)
+    b.add_argument("--new", type=int, default=128, help="new tokens per row")
+    b.add_argument("--repeats", type=int, default=1, help="timed runs per contender (best is kept)")
+    b.add_argument("--steps", type=int, default=2, help="bench train: timed steps per mode")
+    b.add_argument("--json", action="store_true")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 

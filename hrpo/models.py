@@ -145,8 +145,9 @@ class HybridModel:
     def piece(self, token_id: int) -> str:
         """Text of one token on its own (cached); ASCII such as '#' always survives this."""
         text = self._pieces.get(token_id)
-        if text is None:
-            text = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        if text is None:   # rows of E past the tokenizer (padded vocabularies) have no text
+            text = self.tokenizer.decode([token_id]) if token_id < len(self.tokenizer) else ""
+            self._pieces[token_id] = text
         return text
 
     def chat_prompt(self, question: str, system: str = SYSTEM_PROMPT) -> str:
@@ -172,7 +173,7 @@ class HybridModel:
                 for ri, rc in zip(idx.tolist(), cos.tolist())]
 
 
-def _finish(model, tokenizer, spec: str, device, dtype, gate_config: GateConfig | None) -> HybridModel:
+def assemble(model, tokenizer, spec: str, device, dtype, gate_config: GateConfig | None) -> HybridModel:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(tokenizer, "chat_template", None) is None and "<|im_start|>" in tokenizer.get_vocab():
@@ -195,7 +196,7 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
     path = Path(spec).expanduser()
     if spec == "tiny-random":
         tok = AutoTokenizer.from_pretrained(embedded_dir())
-        return _finish(tiny_random_model(tok), tok, spec, dev, dt, gate_config)
+        return assemble(tiny_random_model(tok), tok, spec, dev, dt, gate_config)
     if spec == "default":
         path = embedded_dir()
     elif path.suffix == ".gguf":
@@ -216,4 +217,4 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
         where = "" if path.is_dir() or not local else " (not in the local cache, and the model hub is unreachable)"
         raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
                              f"directory, a .gguf file or a checkpoint directory") from err
-    return _finish(model, tok, spec, dev, dt, gate_config)
+    return assemble(model, tok, spec, dev, dt, gate_config)

@@ -19,7 +19,7 @@ import torch
 
 from .config import RolloutConfig
 from .gate import hidden_ratio
-from .loss import sampling_distribution, token_logprobs
+from .loss import sampling_distribution
 from .models import HybridModel
 
 MARKER = "####"
@@ -47,7 +47,10 @@ class Trace:
     answer: str | None = None
     finish: str = "length"                 # "eos" or "length"
     hybrid: bool = True
-    latents: torch.Tensor | None = None    # (T, H) float32 on CPU, when kept
+    latents: torch.Tensor | None = None    # (T, H) float32 on CPU: h per step (keep_latents, hybrid)
+    inputs: torch.Tensor | None = None     # (T, H) the embedding fed after each step (keep_states)
+    top_ids: torch.Tensor | None = None    # (T, 10) most likely next tokens per step (keep_states)
+    top_probs: torch.Tensor | None = None  # (T, 10) their probabilities under the sampling distribution
 
     @property
     def thinking_mask(self) -> list[bool]:
@@ -99,11 +102,12 @@ class Decoder:
     """One batched hybrid decode.  Iterate `steps()` for per-step records, then read `traces`."""
 
     def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
-                 raw: bool = False, keep_latents: bool = False, force_a: ForceA | None = None):
+                 raw: bool = False, keep_latents: bool = False, keep_states: bool = False,
+                 force_a: ForceA | None = None):
         if not prompts:
             raise ValueError("no prompts to decode")
         self.hm, self.cfg = hm, cfg or RolloutConfig()
-        self.keep_latents, self.force_a = keep_latents, force_a
+        self.keep_latents, self.keep_states, self.force_a = keep_latents or keep_states, keep_states, force_a
         ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
         if any(len(i) == 0 for i in ids):
             raise ValueError("empty prompt")
@@ -118,7 +122,7 @@ class Decoder:
     def _forward(self, embeds, mask, positions, cache=None):
         out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                             cache=cache, use_cache=True)
-        return out.logits[:, -1].float(), out.past_key_values
+        return out.logits[:, -1].float(), out.cache
 
     @torch.no_grad()
     def steps(self) -> Iterator[list[tuple[int, Step]]]:
@@ -136,13 +140,13 @@ class Decoder:
         watch = MarkerWatch(rows)
         gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         eos = torch.tensor(sorted(hm.eos_ids), device=dev)
-        latents = [[] for _ in range(rows)]
+        kept = {name: [[] for _ in range(rows)] for name in ("latents", "inputs", "top_ids", "top_probs")}
         for t in range(cfg.max_new_tokens):
             probs, logp, idx = sampling_distribution(logits, cfg.top_k, cfg.temperature)   # (B, k)
             pick = probs.argmax(-1, keepdim=True) if cfg.greedy else torch.multinomial(probs, 1, generator=gen)
             x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (B,)
             x = torch.where(alive, x, torch.full_like(x, hm.pad_id))
-            lp = token_logprobs(logits, x, cfg.top_k, cfg.temperature)          # (B,)
+            lp = logp.gather(-1, pick).squeeze(-1)                               # (B,) = token_logprobs(logits, x)
             entropy = -(probs * logp).sum(-1)                                    # (B,)
             x_list, alive_list = x.tolist(), alive.tolist()
             pieces = [hm.piece(i) for i in x_list]
@@ -156,6 +160,9 @@ class Decoder:
                 think = torch.tensor(thinking, device=dev).unsqueeze(-1)
                 e = torch.where(think, mixed, e)
                 a = torch.where(think, a_mix, a)
+            if self.keep_states:
+                top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)     # (B, 10)
+                top_ids = idx.gather(-1, j) if idx is not None else j
             stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy], -1).tolist()
             events = []
             for r in range(rows):
@@ -165,7 +172,11 @@ class Decoder:
                 self.traces[r].steps.append(st)
                 self.traces[r].token_ids.append(x_list[r])
                 if self.keep_latents and h is not None:
-                    latents[r].append(h[r].float().cpu())
+                    kept["latents"][r].append(h[r].float().cpu())
+                if self.keep_states:
+                    kept["inputs"][r].append(e[r].float().cpu())
+                    kept["top_ids"][r].append(top_ids[r].cpu())
+                    kept["top_probs"][r].append(top_probs[r].cpu())
                 events.append((r, st))
             self.generated += len(events)
             alive &= ~torch.isin(x, eos)
@@ -180,8 +191,9 @@ class Decoder:
             tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
             tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
             tr.answer = extract_answer(tr.text)
-            if self.keep_latents and latents[r]:
-                tr.latents = torch.stack(latents[r])
+            for name, per_row in kept.items():
+                if per_row[r]:
+                    setattr(tr, name, torch.stack(per_row[r]))
 
     def run(self) -> list[Trace]:
         for _ in self.steps():

@@ -227,8 +227,8 @@ class Trainer:
         local.update(kl=kl, loss=sum(losses) / len(losses), rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
-                   "skipped_updates": skipped, "step_seconds": time.perf_counter() - t0}
-        return {k: metrics[k] for k in METRICS + ["skipped_updates"]}
+                   "skipped_updates": skipped, "rollout_seconds": seconds, "step_seconds": time.perf_counter() - t0}
+        return {k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds"]}
 
     def _mean_over_ranks(self, d: dict) -> dict:
         if self.acc.num_processes == 1:

@@ -1,0 +1,38 @@
+"""The benchmark harness runs end to end (tiny-random; no timing assertions)."""
+import json
+
+from conftest import run_cli
+from hrpo import bench
+from hrpo.config import RolloutConfig
+
+
+def test_bench_rollout_cli_reports_every_contender_with_ratios():
+    res = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--batch", "2", "--prompt-len", "8",
+                  "--new", "6", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout)
+    assert [r["name"] for r in out["rows"]] == ["generate", "reference", "plain", "hybrid"]
+    for r in out["rows"]:
+        assert r["tokens_per_s"] > 0 and r["peak_mb"] > 0 and r["vs_generate"] > 0 and r["vs_reference"] > 0
+    assert out["batch"] == 2 and out["new"] == 6
+
+
+def test_reference_loop_and_generate_write_every_requested_token(tiny):
+    prompts = bench.synth_prompts(tiny, 3, 5)
+    assert [len(p) for p in prompts] == [5, 5, 5]
+    cfg = RolloutConfig(max_new_tokens=4)
+    endless = __import__("dataclasses").replace(tiny, eos_ids=frozenset())
+    assert bench.reference_loop(endless, prompts, cfg) == 12
+    assert bench.generate_baseline(tiny, prompts, cfg) == 12
+
+
+def test_bench_train_compares_modes():
+    rows = bench.bench_train("tiny-random", steps=1, group_size=2, batch_prompts=1, new=4, device="cpu")
+    assert [r["name"] for r in rows] == ["grpo", "hrpo"]
+    assert all(r["step_seconds"] > 0 and 0 < r["rollout_share"] < 1 for r in rows)
+
+
+def test_shape_models_have_the_real_shapes():
+    hm = bench.shape_model("smollm2-135m", device="cpu")
+    assert hm.embeddings.shape == (49152, 576) and hm.model.config.num_hidden_layers == 30
+    assert bench.SHAPES["qwen2.5-1.5b"]["hidden_size"] == 1536
