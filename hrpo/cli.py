@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import warnings
 
@@ -110,7 +111,9 @@ def cmd_train(args) -> int:
             print(f"step {m['step']}/{cfg.steps} reward {m['reward_mean']:.3f} acc {m['accuracy']:.3f} "
                   f"len {m['completion_len_mean']:.1f} hidden {m['hidden_ratio_mean']:.4f} kl {m['kl']:.2e} "
                   f"drift {m['logprob_drift']:.1e} {m['step_seconds']:.1f}s", flush=True)
-    trainer = Trainer(cfg, callback=report, resume=args.resume)
+    stop = []   # SIGTERM (the app's stop button): finish the step, checkpoint, exit cleanly
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    trainer = Trainer(cfg, callback=report, resume=args.resume, should_stop=lambda: bool(stop))
     last = trainer.train()
     if bar is not None:
         bar.close()

@@ -218,3 +218,36 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
         raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
                              f"directory, a .gguf file or a checkpoint directory") from err
     return assemble(model, tok, spec, dev, dt, gate_config)
+
+
+def available_models(root, hosted: bool, default: str = "default") -> list[str]:
+    """Model specs to offer: the default, shipped checkpoints, and (locally) the latest of each run."""
+    root = Path(root)
+    out = [default]
+    if not hosted:
+        out += [s for s in ("default", "tiny-random") if s != default]
+    out += sorted(f"checkpoints/{p.name}" for p in (root / "checkpoints").glob("*") if checkpoint.is_checkpoint(p))
+    if not hosted:
+        for run in sorted((root / "runs").glob("*")):
+            last = checkpoint.latest_checkpoint(run)
+            if last is not None:
+                out.append(str(last.relative_to(root)))
+    return out
+
+
+def resolve_allowed(spec: str, root, hosted: bool, default: str = "default") -> str:
+    """The spec to load.  Hosted: only the configured default or a checkpoint under <root>/checkpoints
+    (after resolving symlinks and '..'), anything else is refused."""
+    root = Path(root)
+    spec = (spec or default).strip()
+    local = root / spec
+    if not hosted:
+        return str(local) if spec and not Path(spec).is_absolute() and local.exists() else spec
+    if spec == default:
+        return spec
+    allowed = (root / "checkpoints").resolve()
+    target = local.resolve()
+    if allowed not in target.parents or not checkpoint.is_checkpoint(target):
+        raise ModelSpecError(f"hosted mode: {spec!r} is not allowed; pick the default model or a checkpoint "
+                             f"under checkpoints/")
+    return str(target)

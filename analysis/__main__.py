@@ -1,0 +1,109 @@
+"""Command line of the analysis package: `python -m analysis compare ...`.
+
+  python -m analysis compare --models default,checkpoints/grpo,checkpoints/hrpo --task mgsm:zh \\
+      --limit 20 --out reports/zh [--max-new-tokens N] [--greedy] [--map auto|umap|pca] [--png]
+
+Decodes the same problems with every model (comma-separated hrpo.models.load_model specs) and
+writes to --out: lengths.csv, summary.csv, paired.csv, steps.csv, positions.csv, scripts.csv,
+latent_scripts.csv, gate_histogram.csv, map.csv, traces.csv and report.html (one self-contained page,
+plotly.js inlined, opens offline); --png also writes each figure as PNG when kaleido is installed.
+Bad specs, tasks or values end with one line on stderr and exit code 2, never a stack trace.
+Test: pytest tests/test_analysis_report.py
+"""
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+CSV_TABLES = {"lengths": "lengths.csv", "summary": "summary.csv", "paired": "paired.csv", "steps": "steps.csv",
+              "positions": "positions.csv", "scripts": "scripts.csv", "latent_scripts": "latent_scripts.csv",
+              "histogram": "gate_histogram.csv", "map": "map.csv", "traces": "traces.csv"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from hrpo.config import RolloutConfig
+    d = RolloutConfig()
+    parser = argparse.ArgumentParser(prog="python -m analysis", description="HRPO studio trace analysis")
+    sub = parser.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compare", help="lengths, accuracy, gates, scripts and a UMAP for several models")
+    c.add_argument("--models", required=True, help="comma-separated model specs (default, tiny-random, HF name/dir, "
+                                                   ".gguf, checkpoint dir); the first is the baseline")
+    c.add_argument("--task", default="mgsm:zh", help="arith[:level] | gsm8k | mgsm:<lang> | jsonl:PATH")
+    c.add_argument("--split", default="test", help="train or test")
+    c.add_argument("--limit", type=int, default=20, help="number of problems")
+    c.add_argument("--out", required=True, help="output directory (created)")
+    c.add_argument("--max-new-tokens", type=int, default=256)
+    c.add_argument("--temperature", type=float, default=d.temperature)
+    c.add_argument("--top-k", type=int, default=d.top_k)
+    c.add_argument("--greedy", action="store_true", help="argmax decoding")
+    c.add_argument("--no-hybrid", action="store_true", help="plain decoding for every model")
+    c.add_argument("--seed", type=int, default=d.seed)
+    c.add_argument("--batch-size", type=int, default=16)
+    c.add_argument("--k", type=int, default=5, help="nearest tokens per latent")
+    c.add_argument("--map", default="auto", choices=("auto", "umap", "pca"),
+                   help="2-D map of the latents: UMAP, PCA, or auto (PCA under 15 points)")
+    c.add_argument("--device", default=None)
+    c.add_argument("--dtype", default=None)
+    c.add_argument("--png", action="store_true", help="also write every figure as PNG (needs kaleido)")
+    return parser
+
+
+def write_pngs(figures: dict, out: Path) -> str:
+    """Write figures as PNG; returns a one-line note (what was written or why not)."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return "PNG export skipped: kaleido is not installed"
+    for i, (name, fig) in enumerate(figures.items()):
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        fig.write_image(out / f"fig{i:02d}_{slug}.png", width=1000, height=600)
+    return f"wrote {len(figures)} PNG figures"
+
+
+def cmd_compare(args) -> int:
+    from hrpo.config import RolloutConfig
+
+    from .report import render_html, report_figures, run_compare
+    specs = [s.strip() for s in args.models.split(",") if s.strip()]
+    if not specs:
+        raise ValueError("--models is empty")
+    if args.batch_size < 1 or args.k < 1:
+        raise ValueError("--batch-size and --k must be >= 1")
+    cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                        greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a directory")
+    tables, meta = run_compare(specs, args.task, args.limit, cfg, split=args.split, batch_size=args.batch_size,
+                               k=args.k, map_method=args.map, device=args.device, dtype=args.dtype,
+                               on_model=lambda m: print(f"decoding with {m} ...", file=sys.stderr, flush=True))
+    figures = report_figures(tables)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, name in CSV_TABLES.items():
+        tables[key].to_csv(out / name, index=False)
+    page = render_html(f"HRPO studio: {', '.join(specs)} on {args.task}", figures,
+                       {"Summary": tables["summary"]}, meta)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    if args.png:
+        print(write_pngs(figures, out), file=sys.stderr)
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from hrpo.cli import quiet_libraries
+    from hrpo.config import ConfigError
+    from hrpo.models import ModelSpecError
+    quiet_libraries()
+    try:
+        return cmd_compare(args)
+    except (ConfigError, ModelSpecError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Traces to and from JSON and long-format CSV (strings in, strings out; the caller writes files).
+
+JSON: a list of objects, one per trace, with every Trace field; tensors (latents, inputs, top_ids,
+top_probs) as nested lists, null when absent; floats as Python writes them, so values round-trip
+exactly.  CSV: one row per step (trace, prompt, prompt_ids, text, answer, has_answer, finish,
+hybrid, then the Step fields); tensors are not in the CSV.  A trace without steps writes one row
+with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
+Test: pytest tests/test_analysis_export.py
+"""
+import dataclasses
+import io
+import json
+
+import pandas as pd
+import torch
+
+from hrpo.rollout import Step, Trace
+
+TENSORS = {"latents": torch.float32, "inputs": torch.float32, "top_ids": torch.long, "top_probs": torch.float32}
+STEP_FIELDS = [f.name for f in dataclasses.fields(Step)]
+TRACE_FIELDS = ["trace", "prompt", "prompt_ids", "text", "answer", "has_answer", "finish", "hybrid"]
+
+
+def trace_to_dict(tr: Trace) -> dict:
+    """A JSON-ready dict of one trace."""
+    d = {"prompt": tr.prompt, "prompt_ids": list(tr.prompt_ids), "token_ids": list(tr.token_ids),
+         "steps": [dataclasses.asdict(s) for s in tr.steps], "text": tr.text, "answer": tr.answer,
+         "finish": tr.finish, "hybrid": tr.hybrid}
+    for name in TENSORS:
+        t = getattr(tr, name)
+        d[name] = t.tolist() if t is not None else None
+    return d
+
+
+def trace_from_dict(d: dict) -> Trace:
+    """The Trace of one trace_to_dict dict."""
+    tensors = {n: torch.tensor(d[n], dtype=dt) if d.get(n) is not None else None for n, dt in TENSORS.items()}
+    return Trace(prompt=d["prompt"], prompt_ids=list(d["prompt_ids"]), token_ids=list(d["token_ids"]),
+                 steps=[Step(**s) for s in d["steps"]], text=d["text"], answer=d["answer"], finish=d["finish"],
+                 hybrid=bool(d["hybrid"]), **tensors)
+
+
+def traces_to_json(traces) -> str:
+    """JSON array of traces, tensors included as lists (UTF-8 text kept as is)."""
+    return json.dumps([trace_to_dict(t) for t in traces], ensure_ascii=False)
+
+
+def traces_from_json(s: str) -> list[Trace]:
+    """Traces from traces_to_json's output."""
+    data = json.loads(s)
+    if not isinstance(data, list):
+        raise ValueError("traces JSON must be a list of trace objects")
+    return [trace_from_dict(d) for d in data]
+
+
+def traces_frame(traces) -> pd.DataFrame:
+    """The long per-step frame written by traces_to_csv (TRACE_FIELDS + STEP_FIELDS)."""
+    rows = []
+    for i, tr in enumerate(traces):
+        head = [i, tr.prompt, " ".join(map(str, tr.prompt_ids)), tr.text, tr.answer or "", tr.answer is not None,
+                tr.finish, tr.hybrid]
+        steps = tr.steps or [Step(-1, "", -1, False, 1.0, 0.0, 0.0, 0.0)]
+        rows += [head + [getattr(s, f) for f in STEP_FIELDS] for s in steps]
+    return pd.DataFrame(rows, columns=TRACE_FIELDS + STEP_FIELDS)
+
+
+def traces_to_csv(traces) -> str:
+    """Long-format CSV, one row per step (tensors left out)."""
+    return traces_frame(traces).to_csv(index=False)
+
+
+def traces_from_csv(s: str) -> list[Trace]:
+    """Traces from traces_to_csv's output (latents etc. are None: the CSV has no tensors)."""
+    text_cols = {c: str for c in ("prompt", "prompt_ids", "text", "answer", "finish", "token")}
+    df = pd.read_csv(io.StringIO(s), dtype=text_cols, keep_default_na=False, na_filter=False)
+    missing = set(TRACE_FIELDS + STEP_FIELDS) - set(df.columns)
+    if missing:
+        raise ValueError(f"not a traces CSV: missing column(s) {', '.join(sorted(missing))}")
+    traces = []
+    for _, g in df.groupby("trace", sort=True):
+        head = g.iloc[0]
+        steps = [Step(int(r["index"]), r["token"], int(r["token_id"]), _bool(r["thinking"]), float(r["gate_a"]),
+                      float(r["hidden_ratio"]), float(r["logprob"]), float(r["entropy"]))
+                 for _, r in g.iterrows() if int(r["index"]) >= 0]
+        traces.append(Trace(prompt=head["prompt"], prompt_ids=[int(x) for x in head["prompt_ids"].split()],
+                            token_ids=[s.token_id for s in steps], steps=steps, text=head["text"],
+                            answer=head["answer"] if _bool(head["has_answer"]) else None,
+                            finish=head["finish"], hybrid=_bool(head["hybrid"])))
+    return traces
+
+
+def _bool(v) -> bool:
+    return v if isinstance(v, bool) else str(v).strip().lower() in ("true", "1")

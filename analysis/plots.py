@@ -1,0 +1,117 @@
+"""Plotly figures from the analysis DataFrames (DataFrames in, figures out; nothing is written).
+
+  gate_curve_figure(steps)        hidden ratio (or gate a) per step, one line per trace/model
+  position_figure(summary)        hidden ratio over relative position in the completion, per model
+  gate_histogram_figure(hist)     distribution of a over thinking steps x hidden units
+  script_mix_figure(mix)          stacked bars of script shares (sampled vs latent neighbours)
+  length_figure(table, kind)      completion-length distributions per model (box or violin)
+  accuracy_figure(summary)        accuracy and format rate per model
+  paired_figure(paired)           length difference vs the first model, per problem
+  map_figure(frame)               the latent UMAP/PCA scatter (from analysis.maps)
+  divergence_figure(sweep)        counterfactual replay: first differing step and length change per k
+Test: pytest tests/test_analysis_plots.py
+"""
+import plotly.express as px
+import plotly.graph_objects as go
+
+from .maps import map_figure  # noqa: F401  (one import point for every figure)
+
+TEMPLATE = "plotly_white"
+
+
+def _empty(title: str, note: str = "no data") -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(title=title, template=TEMPLATE,
+                      annotations=[dict(text=note, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")])
+    return fig
+
+
+def gate_curve_figure(steps, y: str = "hidden_ratio", title: str = "Gate over decoding steps"):
+    """Lines of `y` (hidden_ratio | gate_a) against step, one per (model, trace) of a step_frame."""
+    if steps.empty:
+        return _empty(title)
+    d = steps.assign(series=steps["model"].astype(str) + " / #" + steps["trace"].astype(str))
+    fig = px.line(d, x="step", y=y, color="model", line_group="series", hover_data=["token", "thinking", "trace"],
+                  title=title, template=TEMPLATE)
+    fig.update_traces(opacity=0.6)
+    return fig.update_layout(yaxis_title=y.replace("_", " "))
+
+
+def position_figure(summary, y: str = "hidden_ratio_thinking", title: str = "Hidden ratio by relative position"):
+    """`y` of a position_summary against the bin midpoint (0..1), one line per model."""
+    if summary.empty:
+        return _empty(title)
+    by = summary.columns[0]
+    fig = px.line(summary, x="bin_mid", y=y, color=by, markers=True, hover_data=["n", "thinking_share"],
+                  title=title, template=TEMPLATE)
+    return fig.update_layout(xaxis_title="relative position in the completion", yaxis_title=y.replace("_", " "),
+                             xaxis_range=[0, 1])
+
+
+def gate_histogram_figure(hist, title: str = "Gate a over thinking steps x hidden units"):
+    """Bars of a gate_histogram frame (share per bin), one colour per model."""
+    if hist.empty or hist["count"].sum() == 0:
+        return _empty(title, "no thinking steps")
+    d = hist.assign(mid=(hist["left"] + hist["right"]) / 2)
+    fig = px.bar(d, x="mid", y="share", color="model", barmode="overlay", opacity=0.6, title=title,
+                 template=TEMPLATE)
+    return fig.update_layout(xaxis_title="a", yaxis_title="share")
+
+
+def script_mix_figure(mix, x: str = "model", title: str = "Script mix: sampled tokens vs latent neighbours"):
+    """Stacked share bars from a script_mix frame (columns x, source, script, count), one facet per source."""
+    if mix.empty:
+        return _empty(title)
+    d = mix.groupby([x, "source", "script"], as_index=False)["count"].sum()
+    d["share"] = d["count"] / d.groupby([x, "source"])["count"].transform("sum")
+    fig = px.bar(d, x=x, y="share", color="script", facet_col="source", title=title, template=TEMPLATE,
+                 hover_data=["count"])
+    return fig.update_layout(barmode="stack")
+
+
+def length_figure(table, kind: str = "box", title: str = "Completion length (tokens)"):
+    """Distribution of num_tokens per model of a length_table: box or violin, points shown."""
+    if kind not in ("box", "violin"):
+        raise ValueError(f"kind must be box or violin, not {kind!r}")
+    if table.empty:
+        return _empty(title)
+    plot = px.box if kind == "box" else px.violin
+    extra = {"box": True} if kind == "violin" else {}
+    fig = plot(table, x="model", y="num_tokens", color="model", points="all", hover_data=["problem", "correct"],
+               title=title, template=TEMPLATE, **extra)
+    return fig.update_layout(showlegend=False, yaxis_title="tokens")
+
+
+def accuracy_figure(summary, title: str = "Accuracy and format rate"):
+    """Grouped bars of accuracy and format_rate per model of a length_summary."""
+    if summary.empty:
+        return _empty(title)
+    d = summary.melt(id_vars=["model"], value_vars=["accuracy", "format_rate"], var_name="metric", value_name="rate")
+    fig = px.bar(d, x="model", y="rate", color="metric", barmode="group", title=title, template=TEMPLATE,
+                 text_auto=".2f")
+    return fig.update_layout(yaxis_range=[0, 1.05])
+
+
+def paired_figure(paired, title: str = "Length difference vs the first model (per problem)"):
+    """Strip of per-problem length differences, one column per model, with a zero line."""
+    if paired.empty:
+        return _empty(title, "only one model")
+    fig = px.strip(paired, x="model", y="diff", color="model", hover_data=["problem", "num_tokens", "base_tokens"],
+                   title=title, template=TEMPLATE)
+    fig.add_hline(y=0, line_dash="dot", line_color="grey")
+    return fig.update_layout(showlegend=False, yaxis_title="tokens (model - first)")
+
+
+def divergence_figure(sweep, title: str = "Counterfactual replay: where the text diverges"):
+    """Per switch-off step k: the first differing step (markers; none = identical) and the length change."""
+    if sweep.empty:
+        return _empty(title)
+    fig = go.Figure()
+    same = sweep["first_diff"].isna()
+    fig.add_trace(go.Scatter(x=sweep["k"], y=sweep["first_diff"], mode="markers+lines", name="first differing step",
+                             hovertext=sweep["new_answer"].astype(str), hoverinfo="x+y+text"))
+    fig.add_trace(go.Scatter(x=sweep.loc[same, "k"], y=sweep.loc[same, "orig_len"], mode="markers",
+                             marker_symbol="circle-open", name="identical (at original length)"))
+    fig.add_trace(go.Bar(x=sweep["k"], y=sweep["len_diff"], name="length change", opacity=0.4, yaxis="y2"))
+    return fig.update_layout(title=title, template=TEMPLATE, xaxis_title="mixing forced from step k",
+                             yaxis=dict(title="step"), yaxis2=dict(title="tokens", overlaying="y", side="right"))

@@ -1,0 +1,98 @@
+"""What each step of a trace "says" in token space: three projections onto the vocabulary.
+
+  latent      top-k tokens of the latent h = E^T p / ||p||_2 by cosine against E (Trace.latents)
+  input       top-k tokens of the embedding actually fed after the step (Trace.inputs; mixed at
+              thinking steps, E[x] otherwise) by cosine against E
+  logit_lens  the most likely next tokens under the sampling distribution (Trace.top_ids/top_probs,
+              the logit lens on the last hidden state); score = probability
+
+topk_cosine is vectorised over all steps at once and chunked over the vocabulary: per chunk one
+(N, H) x (H, C) matmul and a running top-k merge, so a 150k x 1.5k vocabulary never materialises a
+V x T x H (or even a T x V) tensor.  Decode with keep_states=True to get all three sources.
+Test: pytest tests/test_analysis_projections.py
+"""
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+COLUMNS = ["step", "source", "rank", "token", "token_id", "score"]
+SOURCES = ("latent", "input", "logit_lens")
+
+
+@torch.no_grad()
+def topk_cosine(vectors: torch.Tensor, E: torch.Tensor, k: int = 5, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores, ids), both (N, k): the k rows of E (V, H) most cosine-similar to each row of vectors (N, H)."""
+    if vectors.ndim != 2 or vectors.shape[-1] != E.shape[-1]:
+        raise ValueError(f"vectors must be (N, {E.shape[-1]}), got {tuple(vectors.shape)}")
+    k = min(k, E.shape[0])
+    v = F.normalize(vectors.to(E.device).float(), dim=-1)                   # (N, H)
+    best_s = torch.full((len(v), k), -float("inf"), device=E.device)       # (N, k)
+    best_i = torch.zeros((len(v), k), dtype=torch.long, device=E.device)   # (N, k)
+    for start in range(0, E.shape[0], chunk):
+        block = F.normalize(E[start:start + chunk].float(), dim=-1)         # (C, H)
+        s, i = (v @ block.T).topk(min(k, len(block)), dim=-1)               # (N, k')
+        cat_s, cat_i = torch.cat([best_s, s], -1), torch.cat([best_i, i + start], -1)
+        best_s, j = cat_s.topk(k, dim=-1)                                    # (N, k)
+        best_i = cat_i.gather(-1, j)
+    return best_s.cpu(), best_i.cpu()
+
+
+def _long_frame(steps: list[int], source: str, scores: torch.Tensor, ids: torch.Tensor, piece) -> pd.DataFrame:
+    """Rows (step, source, rank, token, token_id, score) from (N, k) scores and ids."""
+    n, k = ids.shape
+    flat = ids.reshape(-1).tolist()
+    texts = {i: piece(i) for i in set(flat)}
+    return pd.DataFrame({"step": np.repeat(np.asarray(steps, dtype=np.int64), k),
+                         "source": source, "rank": np.tile(np.arange(k), n),
+                         "token": [texts[i] for i in flat], "token_id": np.asarray(flat, dtype=np.int64),
+                         "score": scores.reshape(-1).float().numpy().astype(np.float64)}, columns=COLUMNS)
+
+
+def project_trace(trace, E: torch.Tensor, piece, k: int = 5, sources=SOURCES, steps=None,
+                  chunk: int = 16384) -> pd.DataFrame:
+    """Long DataFrame (step, source, rank, token, token_id, score) for the requested sources.
+
+    E is the embedding matrix (V, H), piece(id) -> token text; `steps` limits the rows (e.g. the
+    thinking steps); a source whose tensors the trace lacks (not kept while decoding) is skipped.
+    """
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown projection source(s) {sorted(unknown)}; use {', '.join(SOURCES)}")
+    T = len(trace.steps)
+    rows = list(range(T)) if steps is None else [s for s in steps if 0 <= s < T]
+    frames = []
+    for source in sources:
+        if not rows:
+            break
+        if source == "logit_lens":
+            if trace.top_ids is None or trace.top_probs is None:
+                continue
+            idx = torch.tensor(rows)
+            kk = min(k, trace.top_ids.shape[-1])
+            frames.append(_long_frame(rows, source, trace.top_probs[idx, :kk], trace.top_ids[idx, :kk], piece))
+            continue
+        states = trace.latents if source == "latent" else trace.inputs
+        if states is None or len(states) < T:
+            continue
+        scores, ids = topk_cosine(states[torch.tensor(rows)], E, k, chunk)
+        frames.append(_long_frame(rows, source, scores, ids, piece))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
+                             zip(COLUMNS, ["int64", "object", "int64", "object", "int64", "float64"])})
+    return pd.concat(frames, ignore_index=True)
+
+
+def trace_projections(hm, trace, k: int = 5, sources=SOURCES, steps=None, chunk: int = 16384) -> pd.DataFrame:
+    """project_trace with a HybridModel's embedding matrix and token texts."""
+    return project_trace(trace, hm.embeddings.detach(), hm.piece, k, sources, steps, chunk)
+
+
+def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
+    """Wide view for display: one row per step, one column per source holding 'tok (score), ...'."""
+    if proj.empty:
+        return pd.DataFrame(columns=["step"])
+    cells = proj.sort_values(["step", "source", "rank"]).assign(
+        cell=lambda d: d["token"].map(repr) + " (" + d["score"].map("{:.3f}".format) + ")")
+    wide = cells.groupby(["step", "source"])["cell"].agg(", ".join).unstack("source")
+    return wide.reset_index().rename_axis(columns=None)

@@ -1,0 +1,65 @@
+"""analysis.export: traces to JSON / long CSV and back."""
+import json
+
+import pytest
+import torch
+
+from analysis.export import traces_frame, traces_from_csv, traces_from_json, traces_to_csv, traces_to_json
+from hrpo.config import RolloutConfig
+from hrpo.rollout import Step, Trace, rollout
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def handmade() -> list[Trace]:
+    odd = ["a,b", 'say "hi"', "line\nbreak", "", " ", "数学", "NaN", "None", "\t"]
+    steps = [Step(i, tok, 100 + i, i % 2 == 0, 0.1 + i / 7, 1 / 3, -i / 9, 0.123456789012345678)
+             for i, tok in enumerate(odd)]
+    return [Trace(prompt="p, \"q\"\nr", prompt_ids=[1, 2, 3], token_ids=[s.token_id for s in steps], steps=steps,
+                  text="".join(odd), answer="", finish="eos", hybrid=True),
+            Trace(prompt="empty", prompt_ids=[4], answer=None, finish="length", hybrid=False)]
+
+
+def test_csv_round_trip_is_exact():
+    traces = handmade()
+    back = traces_from_csv(traces_to_csv(traces))
+    assert len(back) == 2
+    for a, b in zip(traces, back):
+        assert b.steps == a.steps and b.token_ids == a.token_ids and b.prompt_ids == a.prompt_ids
+        assert (b.prompt, b.text, b.answer, b.finish, b.hybrid) == (a.prompt, a.text, a.answer, a.finish, a.hybrid)
+    assert back[0].answer == "" and back[1].answer is None and back[1].steps == []
+
+
+def test_csv_is_one_row_per_step():
+    df = traces_frame(handmade())
+    assert len(df) == 9 + 1 and {"trace", "index", "token", "gate_a", "hidden_ratio", "thinking"} <= set(df.columns)
+
+
+@pytest.mark.parametrize("keep", [{}, {"keep_latents": True}, {"keep_states": True}])
+def test_json_round_trip_real_traces(tiny, keep):
+    traces = rollout(tiny, ["What is 2 + 3?", "Hi"], RolloutConfig(max_new_tokens=5, seed=2), **keep)
+    s = traces_to_json(traces)
+    assert isinstance(json.loads(s), list)
+    back = traces_from_json(s)
+    for a, b in zip(traces, back):
+        assert b.steps == a.steps and b.token_ids == a.token_ids and b.text == a.text and b.answer == a.answer
+        for name in ("latents", "inputs", "top_ids", "top_probs"):
+            ta, tb = getattr(a, name), getattr(b, name)
+            assert (ta is None) == (tb is None)
+            if ta is not None:
+                assert tb.dtype == ta.dtype and torch.allclose(ta, tb)
+        csv_back = traces_from_csv(traces_to_csv([a]))[0]
+        assert csv_back.steps == a.steps and csv_back.latents is None
+
+
+@pytest.mark.parametrize("bad, exc", [('{"a": 1}', ValueError), ("a,b\n1,2\n", ValueError)])
+def test_bad_inputs(bad, exc):
+    with pytest.raises(exc):
+        (traces_from_json if bad.startswith("{") else traces_from_csv)(bad)

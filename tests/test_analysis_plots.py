@@ -1,0 +1,55 @@
+"""analysis.plots: every figure builds from its DataFrame (and from an empty one)."""
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from analysis import plots
+from analysis.gates import position_summary, step_frame
+from analysis.lengths import length_summary, length_table, paired_differences
+from hrpo.rollout import Step, Trace
+
+
+def tr(n, think):
+    steps = [Step(i, f"t{i}", i, i < think, 0.9 if i < think else 1.0, 0.4 if i < think else 0.0, -0.1, 0.2)
+             for i in range(n)]
+    return Trace("p", [1], token_ids=list(range(n)), steps=steps)
+
+
+STEPS = step_frame([tr(5, 3), tr(4, 1)], model="m")
+TABLE = length_table({"a": [{"num_tokens": 5, "reward": 1.0}, {"num_tokens": 7, "reward": 0.0}],
+                      "b": [{"num_tokens": 3, "reward": 1.0}, {"num_tokens": 9, "reward": 1.0}]})
+MIX = pd.DataFrame({"model": ["a", "a", "a"], "source": ["sampled", "sampled", "latent"],
+                    "script": ["Latin", "Han", "Latin"], "count": [3, 1, 5]})
+HIST = pd.DataFrame({"model": "a", "left": [0.9, 0.95], "right": [0.95, 1.0], "count": [3, 1], "share": [0.75, 0.25]})
+SWEEP = pd.DataFrame({"k": [0, 5], "a": 1.0, "first_diff": [2, None], "same_text": [False, True],
+                      "same_answer": [False, True], "orig_len": [8, 8], "new_len": [10, 8], "len_diff": [2, 0],
+                      "orig_answer": ["1", "1"], "new_answer": ["2", "1"], "orig_text": "x", "new_text": "y"})
+
+CASES = [
+    (plots.gate_curve_figure, STEPS, 2),
+    (plots.position_figure, position_summary(STEPS, bins=4), 1),
+    (plots.gate_histogram_figure, HIST, 1),
+    (plots.script_mix_figure, MIX, 3),
+    (lambda d: plots.length_figure(d, "box"), TABLE, 2),
+    (lambda d: plots.length_figure(d, "violin"), TABLE, 2),
+    (plots.accuracy_figure, length_summary(TABLE), 2),
+    (plots.paired_figure, paired_differences(TABLE), 1),
+    (plots.divergence_figure, SWEEP, 3),
+]
+
+
+@pytest.mark.parametrize("fn, frame, min_traces", CASES)
+def test_figures(fn, frame, min_traces):
+    fig = fn(frame)
+    assert isinstance(fig, go.Figure) and len(fig.data) >= min_traces and fig.layout.title.text
+
+
+@pytest.mark.parametrize("fn, frame, _", CASES)
+def test_figures_from_empty_frames(fn, frame, _):
+    fig = fn(frame.iloc[:0])
+    assert isinstance(fig, go.Figure) and fig.layout.annotations
+
+
+def test_length_figure_kind():
+    with pytest.raises(ValueError, match="box or violin"):
+        plots.length_figure(TABLE, "bars")

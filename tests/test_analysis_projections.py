@@ -1,0 +1,83 @@
+"""analysis.projections: chunked cosine top-k and the per-step latent / input / logit-lens views."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from analysis.projections import COLUMNS, project_trace, projection_table, topk_cosine, trace_projections
+from hrpo.config import RolloutConfig
+from hrpo.rollout import rollout
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def states_trace(tiny):
+    return rollout(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, seed=3), keep_states=True)[0]
+
+
+@pytest.mark.parametrize("n, v, h, k, chunk", [(5, 100, 8, 3, 7), (4, 100, 8, 5, 100), (3, 50, 4, 4, 10_000),
+                                                (2, 9, 4, 20, 4), (1, 1000, 16, 1, 33)])
+def test_topk_cosine_matches_dense(n, v, h, k, chunk):
+    g = torch.Generator().manual_seed(n * v)
+    vec, E = torch.randn(n, h, generator=g), torch.randn(v, h, generator=g)
+    scores, ids = topk_cosine(vec, E, k, chunk)
+    ref_s, ref_i = (F.normalize(vec, dim=-1) @ F.normalize(E, dim=-1).T).topk(min(k, v), dim=-1)
+    assert ids.shape == (n, min(k, v))
+    assert torch.allclose(scores, ref_s, atol=1e-6) and torch.equal(ids, ref_i)
+
+
+def test_topk_cosine_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="vectors must be"):
+        topk_cosine(torch.zeros(3, 5), torch.zeros(10, 4))
+
+
+def test_all_sources(tiny, states_trace):
+    tr = states_trace
+    proj = trace_projections(tiny, tr, k=4)
+    assert list(proj.columns) == COLUMNS
+    assert set(proj["source"]) == {"latent", "input", "logit_lens"}
+    for source, g in proj.groupby("source"):
+        assert len(g) == 6 * 4 and sorted(g["step"].unique()) == list(range(6))
+        assert (g.groupby("step")["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    # latent view agrees with HybridModel.nearest
+    lat0 = proj[(proj.source == "latent") & (proj.step == 0)]
+    near = tiny.nearest(tr.latents[:1], k=4)[0]
+    assert list(lat0["token"]) == [t for t, _ in near]
+    assert lat0["score"].round(4).tolist() == pytest.approx([c for _, c in near], abs=1e-4)
+    # logit lens = the kept top ids / probs
+    ll = proj[(proj.source == "logit_lens") & (proj.step == 2)]
+    assert ll["token_id"].tolist() == tr.top_ids[2, :4].tolist()
+    assert ll["score"].tolist() == pytest.approx(tr.top_probs[2, :4].tolist())
+
+
+def test_input_view_is_the_token_itself_without_mixing(tiny):
+    tr = rollout(tiny, ["Hi"], RolloutConfig(max_new_tokens=4, hybrid=False, seed=0), keep_states=True)[0]
+    proj = trace_projections(tiny, tr, k=2, sources=("input", "latent"))
+    assert set(proj["source"]) == {"input"}                 # hybrid off: no latents, the source is skipped
+    top = proj[proj["rank"] == 0]
+    assert top["token_id"].tolist() == tr.token_ids
+    assert top["score"].tolist() == pytest.approx([1.0] * 4, abs=1e-5)
+
+
+@pytest.mark.parametrize("kw, rows", [({"steps": [1, 3]}, 2 * 3), ({"steps": []}, 0), ({"steps": [99]}, 0),
+                                      ({"sources": ("logit_lens",)}, 6 * 3)])
+def test_step_and_source_selection(tiny, states_trace, kw, rows):
+    proj = project_trace(states_trace, tiny.embeddings, tiny.piece, k=3, **{"sources": ("latent",), **kw})
+    assert len(proj) == rows and list(proj.columns) == COLUMNS
+
+
+def test_unknown_source(tiny, states_trace):
+    with pytest.raises(ValueError, match="unknown projection source"):
+        trace_projections(tiny, states_trace, sources=("latent", "nope"))
+
+
+def test_projection_table(tiny, states_trace):
+    wide = projection_table(trace_projections(tiny, states_trace, k=2))
+    assert list(wide.columns) == ["step", "input", "latent", "logit_lens"] and len(wide) == 6

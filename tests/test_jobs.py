@@ -1,0 +1,42 @@
+"""Background training jobs: a real `python -m hrpo train` process started, stopped, resumed."""
+import time
+
+import pytest
+
+from hrpo.checkpoint import latest_checkpoint
+from hrpo.config import TrainConfig
+from hrpo.jobs import JobManager, read_metrics
+
+
+def wait_for(cond, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_start_stop_resume(tmp_path):
+    jobs = JobManager(tmp_path / "runs")
+    assert jobs.status()["state"] == "idle"
+    cfg = TrainConfig(model="tiny-random", steps=25, group_size=2, batch_prompts=1, max_new_tokens=6, lora_rank=2,
+                      lora_alpha=4, save_every=100, out=str(tmp_path / "runs" / "job1"), device="cpu")
+    jobs.start(cfg)
+    assert jobs.running()
+    with pytest.raises(RuntimeError, match="already running"):
+        jobs.start(cfg)
+    assert wait_for(lambda: len(read_metrics(cfg.out)) >= 2), jobs.status()["log_tail"]
+    st = jobs.status()
+    assert st["state"] == "running" and st["eta_s"] is not None and st["steps"] == 25
+    assert jobs.stop()
+    assert wait_for(lambda: not jobs.running())
+    st = jobs.status()
+    assert st["state"] == "stopped", st["log_tail"]
+    stopped_at = latest_checkpoint(cfg.out)
+    assert stopped_at is not None and int(stopped_at.name.split("-")[1]) == st["step"] < 25
+    jobs.resume()
+    assert wait_for(lambda: jobs.status()["state"] == "finished", timeout=400), jobs.status()["log_tail"]
+    steps = [m["step"] for m in read_metrics(cfg.out)]
+    assert steps == list(range(1, 26))                  # no step lost or repeated across stop/resume
+    assert latest_checkpoint(cfg.out).name == "step-000025"
