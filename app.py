@@ -166,7 +166,7 @@ def run_live(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
             yield tokens_html(steps), gate_figure(steps) if i % 8 == 0 else gr.skip(), gr.skip(), None, status
     trace = dec.traces[0]
     status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
-              f"answer **{trace.answer}**, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
+              f"answer `{trace.answer!r}`, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
     yield tokens_html(trace.steps), gate_figure(trace.steps), step_rows(hm, trace), trace, status
 
 
@@ -303,6 +303,7 @@ def build() -> gr.Blocks:
         with gr.Row():
             model = gr.Dropdown(choices, value=DEFAULT_MODEL if DEFAULT_MODEL in choices else choices[0],
                                 label="Model", allow_custom_value=not HOSTED, scale=3)
+            refresh = gr.Button("↻ models", scale=0, min_width=90)
             status = gr.Markdown(POOL.line(DEFAULT_MODEL), elem_id="model-status")
         with gr.Tab("Live reasoning"):
             prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
@@ -385,6 +386,8 @@ def build() -> gr.Blocks:
         resume_b.click(resume_training, None, [t_status, t_plot], api_name="train_resume")
         timer.tick(train_status, None, [t_status, t_plot], api_name="train_status")
         model.change(lambda m: POOL.line(m), model, status, api_name=False)
+        refresh.click(lambda: [gr.Dropdown(choices=model_choices())] * 2 + [gr.CheckboxGroup(choices=model_choices())],
+                      None, [model, t_model, specs], api_name="refresh_models")
         gr.Timer(1.0).tick(lambda m: POOL.line(m), model, status, api_name=False)
     return demo
 

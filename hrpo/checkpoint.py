@@ -148,7 +148,33 @@ def latest_checkpoint(out) -> Path | None:
     return found[-1] if found else None
 
 
+def remove_partial(out) -> int:
+    """Delete temporary directories a killed run left under <out>/checkpoints; returns how many."""
+    root = Path(out) / "checkpoints"
+    partial = [p for p in root.glob(".step-*") if p.is_dir()]
+    for p in partial:
+        shutil.rmtree(p, ignore_errors=True)
+    return len(partial)
+
+
 def prune_checkpoints(out, keep: int) -> None:
     root = Path(out) / "checkpoints"
     for p in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
+
+
+def export_checkpoint(src, dst) -> Path:
+    """Copy a checkpoint without its trainer state (gate + LoRA + config only), atomically."""
+    src, dst = Path(src), Path(dst)
+    read_config(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt", "README.md"))
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst

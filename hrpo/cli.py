@@ -13,7 +13,7 @@ import signal
 import sys
 import warnings
 
-from .config import ConfigError, RolloutConfig
+from .config import ConfigError, RolloutConfig, TrainingError
 
 
 class UsageError(ValueError):
@@ -27,6 +27,11 @@ def quiet_libraries() -> None:
     import transformers
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
+
+
+def for_model(cfg: RolloutConfig, hm) -> RolloutConfig:
+    """GRPO checkpoints were trained on plain tokens: decode them without mixing."""
+    return dataclasses.replace(cfg, hybrid=cfg.hybrid and hm.mode != "grpo")
 
 
 def trace_json(hm, trace, model_spec: str, prompt: str) -> dict:
@@ -63,6 +68,7 @@ def cmd_generate(args) -> int:
     cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    cfg = for_model(cfg, hm)
     dec = Decoder(hm, [args.prompt], cfg, raw=args.raw, keep_latents=args.json)
     trace = dec.run()[0]
     if args.json:
@@ -130,6 +136,7 @@ def cmd_eval(args) -> int:
     cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
+    cfg = for_model(cfg, hm)
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     try:
         summary, _ = evaluate(hm, task.problems, cfg, args.batch_size,
@@ -137,7 +144,7 @@ def cmd_eval(args) -> int:
     finally:
         if out:
             out.close()
-    summary = {"model": args.model, "task": args.task, "split": args.split, **summary}
+    summary = {"model": args.model, "task": args.task, "split": args.split, "hybrid": cfg.hybrid, **summary}
     if args.json:
         print(json.dumps(summary))
     else:
@@ -174,6 +181,13 @@ def cmd_bench(args) -> int:
     print(" ".join(f"{k}={v}" for k, v in setup.items()))
     for r in rows:
         print("  " + "  ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .checkpoint import export_checkpoint, latest_checkpoint
+    src = latest_checkpoint(args.src) or args.src
+    print(f"exported {src} -> {export_checkpoint(src, args.dst)}")
     return 0
 
 
@@ -223,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_sampling_args(e)
     e.set_defaults(func=cmd_eval)
 
+    x = sub.add_parser("export", help="copy a checkpoint (or a run's latest) without trainer state, for shipping")
+    x.add_argument("src", help="checkpoint directory, or a run directory (its latest checkpoint)")
+    x.add_argument("dst", help="destination directory, e.g. checkpoints/my-model")
+    x.set_defaults(func=cmd_export)
+
     b = sub.add_parser("bench", help="speed: rollout tokens/s side by side, or HRPO vs GRPO step time")
     b.add_argument("what", choices=["rollout", "train"])
     b.add_argument("--model", default=None, help="model spec (default: the embedded model)")
@@ -245,6 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     from .models import ModelSpecError
     try:
         return args.func(args)
-    except (UsageError, ConfigError, ModelSpecError, ValueError, OSError) as err:
+    except (UsageError, ConfigError, ModelSpecError, TrainingError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

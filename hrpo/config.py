@@ -13,6 +13,10 @@ class ConfigError(ValueError):
     """A config value is out of range; the message names the field."""
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (the message says why and where the last good checkpoint is)."""
+
+
 def opt(default, help: str, **kw):
     """A dataclass field with a default and a help string (shown by the CLI)."""
     if isinstance(default, (list, dict)):
@@ -108,6 +112,8 @@ class TrainConfig(Config):
     keep_checkpoints: int = opt(2, "how many recent checkpoints to keep")
     eval_every: int = opt(0, "held-out greedy accuracy every N steps (0 = never)")
     eval_limit: int = opt(50, "held-out problems per evaluation")
+    max_minutes: float = opt(0.0, "wall-clock budget: checkpoint and stop after this many minutes (0 = none)")
+    max_bad_steps: int = opt(3, "stop after this many steps in a row skipped for NaN/inf (loss, gradient or update)")
     tensorboard: bool = opt(False, "also log to TensorBoard (when installed)")
     device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
     dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda, fp32 on cpu)")

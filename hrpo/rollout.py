@@ -21,8 +21,8 @@ from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
 from .models import HybridModel
+from .rewards import MARKER, extract_answer
 
-MARKER = "####"
 
 
 @dataclass
@@ -55,11 +55,6 @@ class Trace:
     @property
     def thinking_mask(self) -> list[bool]:
         return [s.thinking for s in self.steps]
-
-
-def extract_answer(text: str) -> str | None:
-    """Text after the last '####', stripped; None when there is no marker."""
-    return text.rsplit(MARKER, 1)[1].strip() if MARKER in text else None
 
 
 class MarkerWatch:

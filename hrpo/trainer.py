@@ -11,6 +11,7 @@ Runs as one process or data-parallel under `torchrun --nproc_per_node N -m hrpo 
 Test: pytest tests/test_trainer.py
 """
 import contextlib
+import copy
 import hashlib
 import json
 import math
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import TrainConfig
+from .config import TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss
 from .models import load_model
 from .rewards import score
@@ -111,6 +112,8 @@ class Trainer:
         self.acc = Accelerator(cpu=cfg.device == "cpu",
                                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         self.task = load_task(cfg.task, "train", seed=cfg.seed)
+        if resume and self.acc.is_main_process:
+            ckpt.remove_partial(self.out)
         resume_from = ckpt.latest_checkpoint(self.out) if resume else None
         self.hm, self.start_step, state = self._build(resume_from)
         self.policy = Policy(self.hm.model, self.hm.gate, self.hybrid, cfg.top_k, cfg.temperature)
@@ -214,7 +217,7 @@ class Trainer:
                 kl = ls["kl"] if it == 0 else kl
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm))
             if math.isfinite(grad_norm) and all(math.isfinite(x) for x in losses):
-                self.optimizer.step()
+                skipped += not self._guarded_update()
             else:
                 skipped += 1
             lr = self.optimizer.param_groups[0]["lr"]                  # the rate this update used
@@ -229,6 +232,19 @@ class Trainer:
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
                    "skipped_updates": skipped, "rollout_seconds": seconds, "step_seconds": time.perf_counter() - t0}
         return {k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds"]}
+
+    def _guarded_update(self) -> bool:
+        """optimizer.step(), undone (parameters and optimizer state) if it leaves a non-finite value."""
+        params = [p.detach().clone() for p in self.params]
+        state = copy.deepcopy(self.optimizer.state_dict())
+        self.optimizer.step()
+        if all(torch.isfinite(p).all() for p in self.params):
+            return True
+        with torch.no_grad():
+            for p, old in zip(self.params, params):
+                p.copy_(old)
+        self.optimizer.load_state_dict(state)
+        return False
 
     def _mean_over_ranks(self, d: dict) -> dict:
         if self.acc.num_processes == 1:
@@ -270,12 +286,21 @@ class Trainer:
         last = None
         if self.acc.is_main_process:
             (self.out / "train_config.json").write_text(json.dumps(self.cfg.to_dict(), indent=2), encoding="utf-8")
+        bad, start = 0, time.time()
+        out_of_time = lambda: self.cfg.max_minutes > 0 and time.time() - start > 60 * self.cfg.max_minutes  # noqa: E731
         for step in range(self.start_step, self.cfg.steps):
-            self.log(self.train_step(step))
+            metrics = self.train_step(step)
+            self.log(metrics)
+            bad = bad + 1 if metrics["skipped_updates"] == self.cfg.num_iterations else 0
+            if bad >= self.cfg.max_bad_steps:
+                kept = ckpt.latest_checkpoint(self.out)
+                raise TrainingError(f"{bad} steps in a row had a non-finite loss, gradient or update and were "
+                                    f"skipped; stopping. Last good checkpoint: {kept or 'none yet'}")
             done = step + 1
-            if done % self.cfg.save_every == 0 or done == self.cfg.steps or self.should_stop():
+            stop = self.should_stop() or out_of_time()
+            if done % self.cfg.save_every == 0 or done == self.cfg.steps or stop:
                 last = self.save(done)
-            if self.should_stop():
+            if stop:
                 break
         if self.tb is not None:
             self.tb.close()

@@ -90,3 +90,23 @@ def test_hidden_ratio():
 def test_gate_config_rejects_bad_values(kw):
     with pytest.raises(ConfigError):
         GateConfig(**kw)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+finite = st.floats(-1e4, 1e4, allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(finite, min_size=8, max_size=8), st.lists(finite, min_size=8, max_size=8),
+       st.lists(st.floats(-10, 30, allow_nan=False, width=32), min_size=8, max_size=8))
+def test_gate_property_a_in_unit_interval_and_finite_output(e, h, lam):
+    """For any finite inputs and any Lambda: a lies in (0, 1] and the mixture is finite."""
+    torch.manual_seed(0)
+    gate = ThinkingResidualGate(8)
+    with torch.no_grad():
+        gate.Lambda.copy_(torch.tensor(lam))
+    mixed, a = gate(torch.tensor(e).unsqueeze(0), torch.tensor(h).unsqueeze(0))
+    assert torch.isfinite(mixed).all() and torch.isfinite(a).all()
+    assert (a > 0).all() and (a <= 1).all()

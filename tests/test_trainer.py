@@ -68,6 +68,11 @@ def test_checkpoint_round_trip_through_load_model(tmp_path):
     cfg_r = RolloutConfig(max_new_tokens=8, greedy=True)
     ours = rollout(trainer.hm, ["What is 2 + 3?"], cfg_r)[0].token_ids
     assert rollout(hm, ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
+    res = run_cli("hrpo", "export", str(tmp_path), str(tmp_path / "shipped"))      # a run dir: its latest
+    assert res.returncode == 0, res.stderr
+    shipped = sorted(p.name for p in (tmp_path / "shipped").iterdir())
+    assert shipped == ["adapter", "config.json", "gate.safetensors"]
+    assert rollout(load_model(str(tmp_path / "shipped")), ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
 
 
 def test_resume_ends_with_the_same_parameters(tmp_path):
