@@ -21,7 +21,7 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analysis import export, maps, plots, projections, replay, report
+from analysis import export, maps, projections, replay, report
 from hrpo.config import ConfigError, RolloutConfig, TrainConfig
 from hrpo.jobs import JobManager
 from hrpo.models import ModelSpecError, available_models, load_model, resolve_allowed

@@ -16,7 +16,6 @@ import time
 import torch
 
 from .config import RolloutConfig
-from .loss import sampling_distribution
 from .rollout import Decoder, latent_embedding, left_pad
 
 

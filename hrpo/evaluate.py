@@ -2,7 +2,8 @@
 
 Summary: accuracy (reward: correct AND exactly one '####'), correct_rate (ignoring format),
 format_rate, mean and median completion length, mean hidden ratio over thinking steps, tokens/s.
-Used by `python -m hrpo eval`, the trainer's held-out checks and the benchmarks.
+Used by `python -m hrpo eval`, the compare runner and the benchmarks; on CUDA it decodes with the
+CUDA-graph StaticDecoder (hrpo/fastpath.py), elsewhere with the eager Decoder.
 Test: pytest tests/test_trainer.py -k eval
 """
 import statistics
@@ -13,13 +14,21 @@ from .rewards import score
 from .rollout import Decoder
 
 
+def make_decoder(hm, prompts, cfg: RolloutConfig):
+    """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere (same traces)."""
+    if hm.device.type == "cuda":
+        from .fastpath import StaticDecoder
+        return StaticDecoder(hm, prompts, cfg)
+    return Decoder(hm, prompts, cfg)
+
+
 def evaluate(hm, problems, cfg: RolloutConfig, batch_size: int = 16, on_row=None) -> tuple[dict, list[dict]]:
     """(summary, rows): one row per problem with its completion, answer, correctness and stats."""
     rows, tokens, seconds = [], 0, 0.0
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]
         t0 = time.perf_counter()
-        dec = Decoder(hm, [p.question for p in chunk], cfg)
+        dec = make_decoder(hm, [p.question for p in chunk], cfg)
         traces = dec.run()
         seconds += time.perf_counter() - t0
         tokens += dec.generated

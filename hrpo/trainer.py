@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import TrainConfig, TrainingError
+from .config import RolloutConfig, TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss
 from .models import load_model
 from .rewards import score
@@ -281,6 +281,18 @@ class Trainer:
         if self.callback:
             self.callback(metrics)
 
+    def held_out_eval(self, step: int) -> dict | None:
+        """Greedy accuracy on the task's held-out split; one line in <out>/eval.jsonl (main process)."""
+        if not self.acc.is_main_process:
+            return None
+        from .evaluate import evaluate
+        problems = load_task(self.cfg.task, "test", limit=self.cfg.eval_limit).problems
+        cfg = RolloutConfig(max_new_tokens=self.cfg.max_new_tokens, greedy=True, hybrid=self.hybrid)
+        summary = {"step": step, **evaluate(self.hm, problems, cfg)[0]}
+        with open(self.out / "eval.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(summary) + "\n")
+        return summary
+
     def train(self) -> Path | None:
         """Run from the start (or resumed) step to cfg.steps; returns the last checkpoint written."""
         last = None
@@ -297,6 +309,8 @@ class Trainer:
                 raise TrainingError(f"{bad} steps in a row had a non-finite loss, gradient or update and were "
                                     f"skipped; stopping. Last good checkpoint: {kept or 'none yet'}")
             done = step + 1
+            if self.cfg.eval_every and done % self.cfg.eval_every == 0:
+                self.held_out_eval(done)
             stop = self.should_stop() or out_of_time()
             if done % self.cfg.save_every == 0 or done == self.cfg.steps or stop:
                 last = self.save(done)

@@ -9,14 +9,6 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import Step, Trace, rollout
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def handmade() -> list[Trace]:
     odd = ["a,b", 'say "hi"', "line\nbreak", "", " ", "数学", "NaN", "None", "\t"]

@@ -1,21 +1,12 @@
 """analysis.gates: per-step gate stats, the recomputed distribution over H, position summaries."""
 import pandas as pd
 import pytest
-import torch
 
 from analysis.gates import (STEP_COLUMNS, gate_distribution, gate_histogram, position_summary, step_frame,
                             trace_summary)
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Step, Trace, rollout
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def fake_trace(values):

@@ -1,18 +1,9 @@
 """analysis.lengths: length tables, summaries, paired differences and the evaluate() runner."""
 import pytest
-import torch
 
 from analysis.lengths import (TABLE_COLUMNS, length_summary, length_table, paired_differences, paired_summary,
                               rows_from_traces, run_lengths, unique_labels)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def rows(lengths, rewards):

@@ -1,20 +1,11 @@
 """analysis.maps: the latent/token map (PCA for few points, UMAP otherwise), deterministic."""
 import numpy as np
 import pytest
-import torch
 
 from analysis.maps import COLUMNS, map_figure, pca_2d, trace_map
 from hrpo.config import RolloutConfig
 from hrpo.rollout import rollout
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,6 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import rollout
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def states_trace(tiny):

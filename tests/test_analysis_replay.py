@@ -2,21 +2,12 @@
 import dataclasses
 
 import pytest
-import torch
 
 from analysis.plots import divergence_figure
 from analysis.replay import COLUMNS, decode_and_sweep, divergence, first_difference, force_from, replay
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Trace, rollout
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("a, b, expected", [([1, 2, 3], [1, 2, 3], None), ([1, 2, 3], [1, 5, 3], 1),

@@ -5,20 +5,11 @@ import sys
 
 import pandas as pd
 import pytest
-import torch
 
 from analysis.__main__ import main
 from analysis.report import render_html
 from conftest import ROOT
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 CSV_COLUMNS = {"lengths.csv": {"model", "problem", "num_tokens", "correct", "reward"},

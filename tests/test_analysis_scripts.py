@@ -4,20 +4,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
 
 from analysis.scripts import (CLASSES, compare_languages, dominant_script, latent_script_shares, resolved_pieces,
                               script_counts,
                               script_mix, script_shares, token_scripts)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2 cores are shared with training jobs, and 2 threads thrash there."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"

@@ -44,11 +44,13 @@ def test_hrpo_step_on_the_embedded_model(tmp_path):
 
 
 def test_grpo_mode_has_no_mixing_and_saves_no_gate(tmp_path):
-    trainer = Trainer(TrainConfig(**TINY, mode="grpo", steps=1, out=str(tmp_path)))
+    trainer = Trainer(TrainConfig(**TINY, mode="grpo", steps=1, out=str(tmp_path), eval_every=1, eval_limit=3))
     assert not any(p.requires_grad for p in trainer.hm.gate.parameters())
     last = trainer.train()
     m = json.loads((tmp_path / "metrics.jsonl").read_text())
     assert m["gate_a_mean"] == 1.0 and m["hidden_ratio_mean"] == 0.0
+    ev = json.loads((tmp_path / "eval.jsonl").read_text())
+    assert ev["step"] == 1 and ev["n"] == 3 and ev["hidden_ratio"] == 0.0 and 0 <= ev["accuracy"] <= 1
     assert (last / "adapter" / "adapter_model.safetensors").is_file() and not (last / "gate.safetensors").exists()
     hm = load_model(str(last))
     assert hm.mode == "grpo" and ckpt.read_config(last)["mode"] == "grpo"

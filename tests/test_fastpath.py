@@ -1,0 +1,150 @@
+"""The static-cache / CUDA-graph decode path (hrpo.fastpath), run eagerly on CPU: the marker automaton
+equals MarkerWatch, and StaticDecoder reproduces rollout.Decoder step for step (tokens, thinking flags,
+gate a, log-probs), including EOS stops and marker switches, with no capture attempted on CPU."""
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from hrpo import fastpath
+from hrpo.config import RolloutConfig
+from hrpo.fastpath import StaticDecoder, marker_step
+from hrpo.rollout import Decoder, MarkerWatch
+
+PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "What is 12 + 7?",
+           "Janet has 3 apples and buys 5 more. How many apples does she have? Answer after ####."]
+PIECES = ["#", "##", "###", "####", " #", "a#", "#a", "a", " ", "", "#a#", "##b##", "x###", "###y"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small decodes: one intra-op thread avoids OpenMP spinning on a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def pieced(hm, pieces: dict[int, str]):
+    """A HybridModel sharing hm's model and tokenizer whose hm.piece() reads `pieces` first."""
+    return dataclasses.replace(hm, _pieces=dict(pieces))
+
+
+def assert_same(eager, static, hybrid=True):
+    for a, b in zip(eager, static, strict=True):
+        assert b.token_ids == a.token_ids
+        assert b.thinking_mask == a.thinking_mask
+        assert (b.finish, b.text, b.answer, b.hybrid) == (a.finish, a.text, a.answer, a.hybrid)
+        for s, t in zip(a.steps, b.steps, strict=True):
+            assert (t.index, t.token, t.token_id) == (s.index, s.token, s.token_id)
+            assert t.gate_a == pytest.approx(s.gate_a, abs=1e-5)
+            assert t.hidden_ratio == pytest.approx(s.hidden_ratio, abs=1e-4)
+            assert t.logprob == pytest.approx(s.logprob, abs=1e-4)
+            assert t.entropy == pytest.approx(s.entropy, abs=1e-4)
+            if not hybrid:
+                assert not t.thinking and t.gate_a == 1.0 and t.hidden_ratio == 0.0
+
+
+def test_marker_automaton_equals_marker_watch():
+    rng = random.Random(0)
+    vocab = PIECES + ["ab", "#\n", "\n#", "# #"]
+    table = torch.tensor([(("####" in p), p.lstrip("#") == "", len(p), len(p) - len(p.lstrip("#")),
+                           len(p) - len(p.rstrip("#"))) for p in vocab], dtype=torch.long)
+    rows, length = 64, 24
+    seqs = [[rng.randrange(len(vocab)) for _ in range(length)] for _ in range(rows)]
+    watch = MarkerWatch(rows)
+    s, seen = torch.zeros(rows, dtype=torch.long), torch.zeros(rows, dtype=torch.bool)
+    first = [length] * rows
+    for t in range(length):
+        x = torch.tensor([seq[t] for seq in seqs])
+        s, seen = marker_step(table, x, s, seen)
+        assert seen.tolist() == [watch.push(r, vocab[seq[t]]) for r, seq in enumerate(seqs)]
+        first = [min(f, t) if hit else f for f, hit in zip(first, seen.tolist())]
+    assert len(set(first)) > 5          # markers completed at many different steps, and split many ways
+
+
+def test_marker_table_matches_pieces(tiny):
+    table = fastpath.marker_table(tiny)
+    assert table.shape == (tiny.embeddings.shape[0], 5)
+    hash_id = tiny.tokenizer.convert_tokens_to_ids("#")
+    assert table[hash_id].tolist() == [0, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_greedy_equals_eager_decoder(tiny, hybrid):
+    cfg = RolloutConfig(max_new_tokens=20, greedy=True, hybrid=hybrid)
+    assert_same(Decoder(tiny, PROMPTS, cfg).run(), StaticDecoder(tiny, PROMPTS, cfg).run(), hybrid)
+
+
+@pytest.mark.parametrize("top_k", [20, 0])
+def test_sampling_equals_eager_decoder_on_cpu(tiny, top_k):
+    # torch.multinomial(p, 1) is argmax p / Exp(1) noise on CPU, so the same seed gives the same tokens
+    cfg = RolloutConfig(max_new_tokens=16, temperature=0.7, top_k=top_k, seed=5)
+    assert_same(Decoder(tiny, PROMPTS, cfg).run(), StaticDecoder(tiny, PROMPTS, cfg).run())
+
+
+def test_eos_and_marker_switch_equal_eager(tiny):
+    cfg = RolloutConfig(max_new_tokens=24, temperature=1.0, seed=2)   # greedy tiny-random repeats one token
+    first = Decoder(tiny, PROMPTS, cfg).run()
+    row0, row1 = first[0].token_ids, first[1].token_ids
+    # row 1 spells '####' over two tokens ("a##" + "##x") by step 4; a token of row 0 becomes EOS
+    marks = {row1[3]: "a##", row1[4]: "##x"} if row1[3] != row1[4] else {row1[4]: "####"}
+    eos = row0[6]
+    hm = dataclasses.replace(pieced(tiny, marks), eos_ids=frozenset({eos}))
+    eager, static = Decoder(hm, PROMPTS, cfg).run(), StaticDecoder(hm, PROMPTS, cfg).run()
+    assert_same(eager, static)
+    assert static[0].finish == "eos" and static[0].token_ids[-1] == eos and len(static[0].token_ids) <= 7
+    assert_consistent(hm, static)
+    think = static[1].thinking_mask
+    assert not any(think[4:]) and len(think) == cfg.max_new_tokens
+
+
+def test_sampled_traces_are_valid(tiny):
+    cfg = RolloutConfig(max_new_tokens=40, temperature=1.0, top_k=50, seed=11)
+    prompts = PROMPTS * 2
+    pool = [t.token_ids for t in StaticDecoder(tiny, prompts, cfg).run()]
+    # same seed again, now with a sampled token that reads '####' and two sampled tokens that are EOS
+    hm = dataclasses.replace(pieced(tiny, {pool[0][3]: "####"}), eos_ids=frozenset({pool[1][10], pool[2][20]}))
+    traces = StaticDecoder(hm, prompts, cfg).run()
+    assert_consistent(hm, traces, cfg.max_new_tokens)
+    assert traces[0].steps[3].token == "####" and not traces[0].thinking_mask[3]
+    assert traces[1].finish == traces[2].finish == "eos" and len(traces[1].token_ids) <= 11
+
+
+def assert_consistent(hm, traces, max_new=None):
+    """Stops at the first EOS, and thinking == 'no #### in the pieces so far' (the marker token is plain)."""
+    for tr in traces:
+        assert 1 <= len(tr.token_ids) == len(tr.steps) <= (max_new or len(tr.steps))
+        assert [s.index for s in tr.steps] == list(range(len(tr.steps)))
+        ends = [i for i, x in enumerate(tr.token_ids) if x in hm.eos_ids]
+        assert ends in ([], [len(tr.token_ids) - 1])
+        assert tr.finish == ("eos" if ends else "length")
+        text = ""
+        for s in tr.steps:
+            text += hm.piece(s.token_id)
+            assert s.thinking == ("####" not in text)
+            assert (s.gate_a < 1.0) == s.thinking and 0.0 <= s.hidden_ratio < 1.0
+            assert s.logprob <= 0.0 and s.entropy >= 0.0
+
+
+def test_no_capture_on_cpu(tiny, monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("capture attempted on CPU")
+    monkeypatch.setattr(torch.cuda, "graph", boom)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", boom)
+    monkeypatch.setattr(torch.cuda, "Stream", boom)
+    dec = StaticDecoder(tiny, PROMPTS[:2], RolloutConfig(max_new_tokens=10, greedy=True))
+    assert not dec.capture
+    traces = dec.run()
+    assert not dec.captured and dec.tokens_per_s > 0 and all(len(t.token_ids) == 10 for t in traces)
+    with pytest.raises(ValueError, match="CUDA"):
+        StaticDecoder(tiny, PROMPTS[:1], RolloutConfig(max_new_tokens=4), capture=True)
+    with pytest.raises(ValueError):
+        StaticDecoder(tiny, [], RolloutConfig())
+
+
+def test_embedded_greedy_equals_eager(embedded):
+    cfg = RolloutConfig(max_new_tokens=16, greedy=True)
+    prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
+    assert_same(Decoder(embedded, prompts, cfg).run(), StaticDecoder(embedded, prompts, cfg).run())
