@@ -116,7 +116,7 @@ class Decoder:
 
     def _forward(self, embeds, mask, positions, cache=None):
         out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                            cache=cache, use_cache=True)
+                            cache=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1].float(), out.cache
 
     @torch.no_grad()

@@ -312,7 +312,7 @@ class Trainer:
             if self.cfg.eval_every and done % self.cfg.eval_every == 0:
                 self.held_out_eval(done)
             stop = self.should_stop() or out_of_time()
-            if done % self.cfg.save_every == 0 or done == self.cfg.steps or stop:
+            if (done % self.cfg.save_every == 0 and bad == 0) or done == self.cfg.steps or stop:
                 last = self.save(done)
             if stop:
                 break
