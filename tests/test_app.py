@@ -18,24 +18,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
+def start_app(log_path, **env_extra):
+    """`python app.py` on a free loopback port; returns (process, url) once the port answers."""
     port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HRPO_MODEL": "tiny-random", "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path_factory.mktemp("app") / "app.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env_extra}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return proc, f"http://127.0.0.1:{port}/"
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the app did not start within 90 s")
+    proc.kill()
+    pytest.fail("the app did not start within 90 s")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    proc, url = start_app(tmp_path_factory.mktemp("app") / "app.log", HRPO_MODEL="tiny-random")
     yield url
     proc.terminate()
     proc.wait(timeout=30)
@@ -101,3 +103,20 @@ def test_training_start_status_stop(app_url):
     assert "stopped" in final
     import shutil
     shutil.rmtree(ROOT / "runs" / "apptest", ignore_errors=True)
+
+
+def test_hosted_mode_limits(tmp_path):
+    proc, url = start_app(tmp_path / "log", HRPO_HOSTED="1", HRPO_MODEL="tiny-random")
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        out = client.predict(*LIVE, api_name="/generate")
+        assert "done: 12 tokens" in out[3]
+        with pytest.raises(Exception, match="limit here is 2000"):
+            client.predict("tiny-random", "x" * 2500, 12, 0.5, 50, 0, True, True, api_name="/generate")
+        with pytest.raises(Exception, match="not allowed|not in the list of choices"):   # gradio's check, then ours
+            client.predict("default", "hi", 12, 0.5, 50, 0, True, True, api_name="/generate")
+        with pytest.raises(Exception, match="training is switched off"):
+            client.predict("tiny-random", "arith", "hrpo", 5, 2, 1, 1e-3, 6, "x", api_name="/train_start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

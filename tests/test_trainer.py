@@ -56,6 +56,14 @@ def test_grpo_mode_has_no_mixing_and_saves_no_gate(tmp_path):
     assert hm.mode == "grpo" and ckpt.read_config(last)["mode"] == "grpo"
 
 
+def test_tensorboard_logging_when_installed_and_asked_for(tmp_path):
+    import importlib.util
+    installed = importlib.util.find_spec("tensorboard") is not None
+    Trainer(TrainConfig(**TINY, steps=1, out=str(tmp_path), tensorboard=True)).train()
+    assert (tmp_path / "metrics.jsonl").is_file()
+    assert any((tmp_path / "tensorboard").glob("events.*")) == installed
+
+
 def test_checkpoint_round_trip_through_load_model(tmp_path):
     trainer = Trainer(TrainConfig(**TINY, steps=2, out=str(tmp_path), save_every=1, keep_checkpoints=1))
     last = trainer.train()
