@@ -165,8 +165,9 @@ def cmd_bench(args) -> int:
         for r in rows:
             r["vs_grpo"] = r["step_seconds"] / base
     else:
+        from .models import load_model
         hm = bench.shape_model(args.shape, dev, args.dtype) if args.shape else \
-            __import__("hrpo.models", fromlist=["load_model"]).load_model(args.model or "default", device=dev, dtype=args.dtype)
+            load_model(args.model or "default", device=dev, dtype=args.dtype)
         rows = bench.bench_rollout(hm, args.batch, args.prompt_len, args.new, args.repeats)
         ref = {r["name"]: r["tokens_per_s"] for r in rows}
         for r in rows:

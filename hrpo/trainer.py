@@ -45,12 +45,13 @@ def problems_for_step(problems: list, step: int, n: int, seed: int) -> list:
 
     A pure function of (step, seed), so a resumed run trains on exactly the prompts it would have seen.
     """
-    out = []
+    orders, out = {}, []
     for i in range(step * n, step * n + n):
         epoch, pos = divmod(i, len(problems))
-        order = list(range(len(problems)))
-        random.Random(derived_seed(seed, "epoch", epoch)).shuffle(order)
-        out.append(problems[order[pos]])
+        if epoch not in orders:
+            orders[epoch] = list(range(len(problems)))
+            random.Random(derived_seed(seed, "epoch", epoch)).shuffle(orders[epoch])
+        out.append(problems[orders[epoch][pos]])
     return out
 
 

@@ -159,3 +159,13 @@ def test_train_and_eval_cli(tmp_path):
     assert len(rows) == 3 and all(r["num_tokens"] == 6 for r in rows)
     bad = run_cli("hrpo", "train", "--model", "tiny-random", "--group-size", "1", "--out", str(tmp_path / "x"))
     assert bad.returncode == 2 and "group_size" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_prompts_cover_each_epoch_once_and_depend_only_on_step_and_seed():
+    from hrpo.trainer import problems_for_step
+    problems = list(range(10))
+    epoch = [x for s in range(5) for x in problems_for_step(problems, s, 2, seed=0)]
+    assert sorted(epoch) == problems                                    # no repeats within an epoch
+    assert problems_for_step(problems, 3, 2, 0) == problems_for_step(problems, 3, 2, 0)
+    assert [x for s in range(5, 10) for x in problems_for_step(problems, s, 2, 0)] != epoch   # reshuffled
+    assert problems_for_step(problems, 0, 4, 1) != problems_for_step(problems, 0, 4, 0)
