@@ -84,7 +84,7 @@ def main():
         bad = [i for i, t in enumerate(again) if any(x in hm.eos_ids for x in t.token_ids[:-1])]
         print(f"[{mode}] rows with tokens after EOS: {bad or 'none'}; finishes "
               f"{sum(t.finish == 'eos' for t in again)} eos / {len(again)}")
-    del hm
+    hm = None  # free the big model before the fp32 check
     torch.cuda.empty_cache()
     small = shape_model("smollm2-135m", device="cuda", dtype="float32")
     cfg = RolloutConfig(max_new_tokens=64, greedy=True, hybrid=True)
