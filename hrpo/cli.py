@@ -123,6 +123,10 @@ def cmd_train(args) -> int:
     last = trainer.train()
     if bar is not None:
         bar.close()
+    import torch.distributed as dist
+    if dist.is_initialized():      # a clean exit under torchrun: no gloo/nccl thread left at shutdown
+        trainer.acc.wait_for_everyone()
+        dist.destroy_process_group()
     if trainer.acc.is_main_process:
         print(f"checkpoint: {last}")
     return 0

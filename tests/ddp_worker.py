@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from hrpo.config import TrainConfig  # noqa: E402
@@ -24,3 +25,5 @@ rank = trainer.acc.process_index
 params = {n: p.detach().clone().contiguous() for n, p in trainer.policy.named_parameters() if p.requires_grad}
 save_file(params, out / f"rank{rank}.safetensors")
 (out / f"rank{rank}.json").write_text(json.dumps({"world": trainer.acc.num_processes, "questions": questions}))
+trainer.acc.wait_for_everyone()
+torch.distributed.destroy_process_group()          # a clean exit: no gloo thread left at shutdown
