@@ -3,32 +3,17 @@ load the page, run a prompt on the embedded model, wait for streamed tokens and 
 save a screenshot (docs/live.png when HRPO_SCREENSHOT is set, else a temp file)."""
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-
 
 from conftest import ROOT
+from test_app import start_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_live_tab_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
     assert os.path.exists(CHROMIUM), "Debian's chromium is required (.ci/run installs it)"
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("HRPO_MODEL", None)
-    log = open(tmp_path / "app.log", "w")
-    app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT, env=env,
-                           stdout=log, stderr=subprocess.STDOUT)
+    app, url = start_app(tmp_path / "app.log", HRPO_MODEL="default")
     shot = ROOT / "docs" / "live.png" if os.environ.get("HRPO_SCREENSHOT") else tmp_path / "live.png"
     try:
         with sync_playwright() as p:
@@ -36,15 +21,7 @@ def test_live_tab_in_chromium(tmp_path):
                 "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
-            deadline = time.time() + 60                       # the page is up within seconds of start
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=5000)
-                    break
-                except Exception:
-                    if time.time() > deadline:
-                        raise
-                    time.sleep(0.5)
+            page.goto(url, timeout=30000)
             page.wait_for_selector("#run", timeout=30000)
             page.locator("#prompt textarea").fill("Tom has 12 marbles. He buys 7 more. How many marbles does he have?")
             page.click("#run")
