@@ -209,7 +209,7 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="default", help="model spec: default, tiny-random, HF name/dir, .gguf, checkpoint dir")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on cuda, fp32 on cpu)")
+    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model repo (off by default)")
 
 

@@ -93,7 +93,9 @@ class TrainConfig(Config):
     lr: float = opt(5e-6, "learning rate of the LoRA weights")
     gate_lr: float = opt(1e-4, "learning rate of the gate linears W_r, W_i")
     lambda_lr: float = opt(1e-3, "learning rate of Lambda")
-    weight_decay: float = opt(0.1, "AdamW weight decay (matrices only; never biases or Lambda)")
+    weight_decay: float = opt(0.1, "AdamW weight decay: LoRA matrices, and the gate linears and Lambda unless decay_gate is off")
+    decay_gate: bool = opt(True, "apply weight_decay to W_r, W_i and Lambda too, as the authors do (decoupled decay pulls "
+                                 "Lambda towards 0, i.e. towards more latent, every update)")
     adam_beta1: float = opt(0.9, "AdamW beta1")
     adam_beta2: float = opt(0.99, "AdamW beta2")
     warmup_ratio: float = opt(0.1, "share of updates spent in linear warm-up before the cosine decay")
@@ -116,7 +118,7 @@ class TrainConfig(Config):
     max_bad_steps: int = opt(3, "stop after this many steps in a row skipped for NaN/inf (loss, gradient or update)")
     tensorboard: bool = opt(False, "also log to TensorBoard (when installed)")
     device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
-    dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda, fp32 on cpu)")
+    dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
 
     def __post_init__(self):
         check(self.mode in ("hrpo", "grpo"), f"mode must be hrpo or grpo, got {self.mode!r}")

@@ -5,6 +5,7 @@ For a sampled token embedding e and a latent h = E^T p / ||p||_2:
     a = exp(-c * softplus(-Lambda) * r)                      (element-wise, Lambda in R^H)
     mixed = a * e + sqrt(1 - a^2 + 1e-8) * (i * h)
 Lambda starts at -log(u^(-1/c) - 1), u ~ U(r_min, r_max), so that a = u when r = 1.
+W_r, W_i start as in the authors' code: weights ~ N(0, 0.02), biases 0 (so r, i start near 0.5).
 Where a is exactly 1 (only reachable by forcing it) the hidden term is dropped, so a forced
 a = 1 gives the plain token embedding bit for bit.
 
@@ -38,7 +39,15 @@ class ThinkingResidualGate(nn.Module):
         self.W_r = nn.Linear(hidden_size, hidden_size)
         self.W_i = nn.Linear(hidden_size, hidden_size)
         self.Lambda = nn.Parameter(torch.empty(hidden_size))
+        self.reset_linears()
         self.reset_lambda(r_min, r_max)
+
+    @torch.no_grad()
+    def reset_linears(self, std: float = 0.02) -> None:
+        """The authors' init: W ~ N(0, std), b = 0."""
+        for lin in (self.W_r, self.W_i):
+            lin.weight.normal_(0.0, std)
+            lin.bias.zero_()
 
     @torch.no_grad()
     def reset_lambda(self, r_min: float = 0.99, r_max: float = 0.999) -> None:

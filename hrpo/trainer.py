@@ -31,9 +31,29 @@ from .rollout import Decoder
 from .tasks import load_task
 from .teacher import completion_logprobs, pack
 
-METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", "gate_a_mean",
-           "hidden_ratio_mean", "kl", "loss", "grad_norm", "lr", "logprob_drift", "rollout_tokens_per_s",
-           "step_seconds"]
+# metrics.jsonl, one line per step (the app and scripts/plot_dynamics.py read these names):
+#   gate_a_mean             mean of a over the step's thinking tokens and hidden dims ("embedding ratio")
+#   hidden_ratio_mean       mean over thinking tokens of the per-token sqrt(1 - a^2) (a averaged over dims
+#                           first: the per-token figure our views show)
+#   hidden_ratio_official   sqrt(1 - gate_a_mean^2), what the authors' code logs as the hidden ratio
+#   hidden_ratio_p10/p50/p90  spread of the per-token sqrt(1 - a^2) over the step's thinking tokens
+#   (under DDP each is the mean over ranks; all are 0 (a = 1) in GRPO runs and steps without thinking)
+#   logprob_drift           max |teacher-forced - sampling| log-prob over the step (DESIGN 1 self-check)
+GATE_STATS = ["gate_a_mean", "hidden_ratio_mean", "hidden_ratio_official", "hidden_ratio_p10",
+              "hidden_ratio_p50", "hidden_ratio_p90"]
+METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS,
+           "kl", "loss", "grad_norm", "lr", "logprob_drift", "rollout_tokens_per_s", "step_seconds"]
+
+
+def gate_stats(gate_a: list[float], hidden: list[float]) -> dict:
+    """GATE_STATS from the per-token mean a and per-token sqrt(1 - a^2) of thinking tokens."""
+    if not gate_a:
+        return {"gate_a_mean": 1.0, **{k: 0.0 for k in GATE_STATS[1:]}}
+    a_mean = sum(gate_a) / len(gate_a)
+    q = torch.quantile(torch.tensor(hidden, dtype=torch.float64), torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
+    return {"gate_a_mean": a_mean, "hidden_ratio_mean": sum(hidden) / len(hidden),
+            "hidden_ratio_official": math.sqrt(max(0.0, 1.0 - a_mean * a_mean)),
+            "hidden_ratio_p10": q[0].item(), "hidden_ratio_p50": q[1].item(), "hidden_ratio_p90": q[2].item()}
 
 
 def derived_seed(*parts) -> int:
@@ -74,9 +94,10 @@ def param_groups(model, gate, cfg: TrainConfig, hybrid: bool) -> list[dict]:
     groups = [{"name": "lora", "params": [p for p in lora if p.ndim >= 2], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
               {"name": "lora_no_decay", "params": [p for p in lora if p.ndim < 2], "lr": cfg.lr, "weight_decay": 0.0}]
     if hybrid:
+        wd = cfg.weight_decay if cfg.decay_gate else 0.0
         groups += [{"name": "gate", "params": [*gate.W_r.parameters(), *gate.W_i.parameters()],
-                    "lr": cfg.gate_lr, "weight_decay": 0.0},
-                   {"name": "lambda", "params": [gate.Lambda], "lr": cfg.lambda_lr, "weight_decay": 0.0}]
+                    "lr": cfg.gate_lr, "weight_decay": wd},
+                   {"name": "lambda", "params": [gate.Lambda], "lr": cfg.lambda_lr, "weight_decay": wd}]
     return [g for g in groups if g["params"]]
 
 
@@ -184,8 +205,7 @@ class Trainer:
         stats = {"reward_mean": rewards.mean().item(), "accuracy": sum(c for c, _ in scores) / len(scores),
                  "format_rate": sum(f for _, f in scores) / len(scores),
                  "completion_len_mean": sum(len(t.token_ids) for t in traces) / len(traces),
-                 "gate_a_mean": sum(s.gate_a for s in think) / len(think) if think else 1.0,
-                 "hidden_ratio_mean": sum(s.hidden_ratio for s in think) / len(think) if think else 0.0,
+                 **gate_stats([s.gate_a for s in think], [s.hidden_ratio for s in think]),
                  "tokens": dec.generated, "rollout_seconds": dec.seconds}
         return {"batch": batch, "ref": ref, "adv": adv}, stats
 
@@ -227,7 +247,7 @@ class Trainer:
         tokens = sum(s["tokens"] for s in stats)
         seconds = sum(s["rollout_seconds"] for s in stats)
         local = {k: sum(s[k] for s in stats) / len(stats) for k in
-                 ("reward_mean", "accuracy", "format_rate", "completion_len_mean", "gate_a_mean", "hidden_ratio_mean")}
+                 ("reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS)}
         local.update(kl=kl, loss=sum(losses) / len(losses), rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
@@ -288,7 +308,8 @@ class Trainer:
             return None
         from .evaluate import evaluate
         problems = load_task(self.cfg.task, "test", limit=self.cfg.eval_limit).problems
-        cfg = RolloutConfig(max_new_tokens=self.cfg.max_new_tokens, greedy=True, hybrid=self.hybrid)
+        cfg = RolloutConfig(max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature,
+                            top_k=self.cfg.top_k, greedy=True, hybrid=self.hybrid)
         summary = {"step": step, **evaluate(self.hm, problems, cfg)[0]}
         with open(self.out / "eval.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(summary) + "\n")
