@@ -1,12 +1,14 @@
 """Command line of the analysis package: `python -m analysis compare ...`.
 
   python -m analysis compare --models default,checkpoints/grpo,checkpoints/hrpo --task mgsm:zh \\
-      --limit 20 --out reports/zh [--max-new-tokens N] [--greedy] [--map auto|umap|pca] [--png]
+      --limit 20 --out reports/zh [--max-new-tokens N] [--greedy] [--map auto|umap|pca] [--ablation] [--png]
 
 Decodes the same problems with every model (comma-separated hrpo.models.load_model specs) and
 writes to --out: lengths.csv, summary.csv, paired.csv, steps.csv, positions.csv, scripts.csv,
 latent_scripts.csv, gate_histogram.csv, map.csv, traces.csv and report.html (one self-contained page,
-plotly.js inlined, opens offline); --png also writes each figure as PNG when kaleido is installed.
+plotly.js inlined, opens offline); --png also writes each figure as PNG when kaleido is installed;
+--ablation decodes every hybrid model again with the gate forced to a = 1 from the first step and adds
+the columns accuracy_a1, mean_len_a1 and accuracy_drop to summary.csv (does it use its latents?).
 Bad specs, tasks or values end with one line on stderr and exit code 2, never a stack trace.
 Test: pytest tests/test_analysis_report.py
 """
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None)
     c.add_argument("--dtype", default=None)
     c.add_argument("--png", action="store_true", help="also write every figure as PNG (needs kaleido)")
+    c.add_argument("--ablation", action="store_true",
+                   help="latent ablation: also decode each hybrid model with a forced to 1 (summary columns)")
     return parser
 
 
@@ -77,6 +81,7 @@ def cmd_compare(args) -> int:
         raise ValueError(f"--out {out} is a file, not a directory")
     tables, meta = run_compare(specs, args.task, args.limit, cfg, split=args.split, batch_size=args.batch_size,
                                k=args.k, map_method=args.map, device=args.device, dtype=args.dtype,
+                               ablation=args.ablation,
                                on_model=lambda m: print(f"decoding with {m} ...", file=sys.stderr, flush=True))
     figures = report_figures(tables)
     out.mkdir(parents=True, exist_ok=True)

@@ -3,8 +3,8 @@
 JSON: a list of objects, one per trace, with every Trace field; tensors (latents, inputs, top_ids,
 top_probs) as nested lists, null when absent; floats as Python writes them, so values round-trip
 exactly.  CSV: one row per step (trace, prompt, prompt_ids, text, answer, has_answer, finish,
-hybrid, then the Step fields); tensors are not in the CSV.  A trace without steps writes one row
-with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
+hybrid, then the Step fields, eff_vocab = 1/sum(p^2) included); tensors are not in the CSV.
+A trace without steps writes one row with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
 Test: pytest tests/test_analysis_export.py
 """
 import dataclasses
@@ -18,6 +18,7 @@ from hrpo.rollout import Step, Trace
 
 TENSORS = {"latents": torch.float32, "inputs": torch.float32, "top_ids": torch.long, "top_probs": torch.float32}
 STEP_FIELDS = [f.name for f in dataclasses.fields(Step)]
+OPTIONAL = {"eff_vocab"}           # step columns that older exports lack (read as 0.0: not recorded)
 TRACE_FIELDS = ["trace", "prompt", "prompt_ids", "text", "answer", "has_answer", "finish", "hybrid"]
 
 
@@ -73,14 +74,15 @@ def traces_from_csv(s: str) -> list[Trace]:
     """Traces from traces_to_csv's output (latents etc. are None: the CSV has no tensors)."""
     text_cols = {c: str for c in ("prompt", "prompt_ids", "text", "answer", "finish", "token")}
     df = pd.read_csv(io.StringIO(s), dtype=text_cols, keep_default_na=False, na_filter=False)
-    missing = set(TRACE_FIELDS + STEP_FIELDS) - set(df.columns)
+    missing = set(TRACE_FIELDS + STEP_FIELDS) - set(df.columns) - OPTIONAL
     if missing:
         raise ValueError(f"not a traces CSV: missing column(s) {', '.join(sorted(missing))}")
     traces = []
     for _, g in df.groupby("trace", sort=True):
         head = g.iloc[0]
         steps = [Step(int(r["index"]), r["token"], int(r["token_id"]), _bool(r["thinking"]), float(r["gate_a"]),
-                      float(r["hidden_ratio"]), float(r["logprob"]), float(r["entropy"]))
+                      float(r["hidden_ratio"]), float(r["logprob"]), float(r["entropy"]),
+                      float(r.get("eff_vocab", 0.0) or 0.0))
                  for _, r in g.iterrows() if int(r["index"]) >= 0]
         traces.append(Trace(prompt=head["prompt"], prompt_ids=[int(x) for x in head["prompt_ids"].split()],
                             token_ids=[s.token_id for s in steps], steps=steps, text=head["text"],

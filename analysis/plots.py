@@ -9,6 +9,8 @@
   paired_figure(paired)           length difference vs the first model, per problem
   map_figure(frame)               the latent UMAP/PCA scatter (from analysis.maps)
   divergence_figure(sweep)        counterfactual replay: first differing step and length change per k
+  live_step_figure(steps)         one trace's Steps: gate a and hidden ratio, entropy and effective vocabulary
+  hint_figure(text)               no axes, one line of text: the empty state of every plot
 Test: pytest tests/test_analysis_plots.py
 """
 import plotly.express as px
@@ -17,6 +19,36 @@ import plotly.graph_objects as go
 from .maps import map_figure  # noqa: F401  (one import point for every figure)
 
 TEMPLATE = "plotly_white"
+
+
+def hint_figure(text: str, height: int = 120) -> go.Figure:
+    """A blank figure with one line of text (no axes): the empty state of every plot."""
+    fig = go.Figure()
+    fig.update_layout(height=height, template=TEMPLATE, margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(visible=False), yaxis=dict(visible=False),
+                      annotations=[dict(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                                        font=dict(size=14, color="#666"))])
+    return fig
+
+
+def live_step_figure(steps, title: str = "Per step: gate, entropy, effective vocabulary") -> go.Figure:
+    """Two stacked panels over the steps of one trace (hrpo.rollout.Step records): gate a and hidden ratio
+    sqrt(1-a^2) (right axis) above, entropy and effective vocabulary 1/sum(p^2) (right axis) below."""
+    from plotly.subplots import make_subplots
+    if not steps:
+        return hint_figure("Run a prompt to see the gate, entropy and effective vocabulary per step.")
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{"secondary_y": True}], [{"secondary_y": True}]])
+    idx = [s.index for s in steps]
+    panels = [(1, "gate_a", "gate a (mean over H)", False), (1, "hidden_ratio", "hidden ratio √(1-a²)", True),
+              (2, "entropy", "entropy (nats)", False), (2, "eff_vocab", "effective vocabulary 1/Σp²", True)]
+    for row, key, name, right in panels:
+        fig.add_trace(go.Scatter(x=idx, y=[getattr(s, key, None) for s in steps], name=name, mode="lines",
+                                 line=dict(dash="dot" if right else "solid")), row=row, col=1, secondary_y=right)
+    fig.update_layout(height=380, margin=dict(l=40, r=40, t=30, b=30), title=title, template=TEMPLATE,
+                      legend=dict(orientation="h", y=-0.15))
+    fig.update_xaxes(title_text="step", row=2, col=1)
+    return fig
 
 
 def _empty(title: str, note: str = "no data") -> go.Figure:

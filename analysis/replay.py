@@ -1,14 +1,18 @@
 """Counterfactual replay: decode a prompt again with the same seed and settings, but from step k on
-either with the mixing switched off (a forced to 1: the plain token embedding, exactly) or with the
-gate clamped to a chosen a, and report where the text, the answer and the length diverge.
+either with the mixing switched off (a forced to 1: the plain token embedding, exactly), with the
+gate clamped to a chosen a in [0, 1] (0 = latent only), or with the latent h scaled by a factor, and
+report where the text, the answer and the length diverge.
 
   force_from(k, a=None)      the Decoder's force_a callable: a (default 1.0) from step k, learned before
   divergence(orig, new)      pure: first differing step, both texts, answers and lengths (a dict)
-  replay(hm, trace, cfg, k)  re-decode trace.prompt_ids -> (new trace, divergence dict)
+  divergence_html(orig, new) the two completions side by side, the shared prefix plain, the rest marked
+  replay(hm, trace, cfg, k, a=None, scale=None)  re-decode trace.prompt_ids -> (new trace, divergence dict)
   replay_sweep(hm, trace, cfg, ks, a)  one divergence row per k (DataFrame)
 With k beyond the trace length the replay is identical; with k = 0 and a = 1 the tokens equal plain
 decoding with hybrid off (greedy, or the same seed).  Test: pytest tests/test_analysis_replay.py
 """
+import html
+
 import pandas as pd
 
 COLUMNS = ["k", "a", "first_diff", "same_text", "same_answer", "orig_len", "new_len", "len_diff",
@@ -43,12 +47,59 @@ def divergence(orig, new) -> dict:
             "new_answer": new.answer, "orig_text": orig.text, "new_text": new.text}
 
 
-def replay(hm, trace, cfg, k: int, a: float | None = None, **decoder_kw):
-    """Re-decode the trace's prompt (its token ids, so the same chat template) with `cfg` and the gate
-    forced from step k on; returns (new trace, divergence dict with k and a)."""
+class LatentScaled:
+    """A HybridModel seen through a gate that multiplies the latent h by `scale` from step k on (the
+    learned a is kept unless `a` is given).  The Decoder asks force_a(t) right before each gate call,
+    which tells this wrapper the step; everything else is the wrapped model's."""
+
+    def __init__(self, hm, k: int, scale: float, a: float | None = None):
+        if not 0.0 <= scale <= 10.0:
+            raise ValueError(f"the latent scale must be in [0, 10], got {scale}")
+        self._hm, self._k, self._scale, self._t = hm, k, float(scale), 0
+        self._force = force_from(k, a) if a is not None else (lambda t: None)
+
+    def __getattr__(self, name):
+        return getattr(self._hm, name)
+
+    def force_a(self, t: int):
+        self._t = t
+        return self._force(t)
+
+    def gate(self, e, h, force_a=None):
+        return self._hm.gate(e, h * self._scale if self._t >= self._k else h, force_a=force_a)
+
+
+def replay(hm, trace, cfg, k: int, a: float | None = None, scale: float | None = None, **decoder_kw):
+    """Re-decode the trace's prompt (its token ids, so the same chat template) with `cfg` and, from step
+    k on, the gate forced to a (1.0 when neither a nor scale is given) and/or the latent h times scale;
+    returns (new trace, divergence dict with k, a (None: the learned gate) and scale)."""
     from hrpo.rollout import Decoder
-    new = Decoder(hm, [list(trace.prompt_ids)], cfg, force_a=force_from(k, a), **decoder_kw).run()[0]
-    return new, {"k": k, "a": 1.0 if a is None else float(a), **divergence(trace, new)}
+    if scale is None:
+        force, model, a_used = force_from(k, a), hm, 1.0 if a is None else float(a)
+    else:
+        model = LatentScaled(hm, k, float(scale), a)
+        force, a_used = model.force_a, None if a is None else float(a)
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    new = Decoder(model, [list(trace.prompt_ids)], cfg, force_a=force, **decoder_kw).run()[0]
+    return new, {"k": k, "a": a_used, "scale": 1.0 if scale is None else float(scale), **divergence(trace, new)}
+
+
+def divergence_html(orig, new, first_diff: int | None) -> str:
+    """Both completions token by token: the shared prefix plain, the original's tail struck through in
+    red and the replay's tail in green, each with its extracted answer."""
+    def side(tr, colour, label):
+        cut = len(tr.steps) if first_diff is None else first_diff
+        head = html.escape("".join(s.token for s in tr.steps[:cut]))
+        tail = html.escape("".join(s.token for s in tr.steps[cut:]))
+        style = "text-decoration: line-through;" if colour == "red" else ""
+        body = head + (f"<span class='diff-{colour}' style='background: {'#ffe3e3' if colour == 'red' else '#d3f9d8'};"
+                       f"{style}'>{tail}</span>" if tail else "")
+        return (f"<div class='diff-side'><b>{label}</b> · answer <code>{html.escape(repr(tr.answer))}</code>"
+                f"<div class='tokens'>{body}</div></div>")
+    where = "identical" if first_diff is None else f"diverges at step {first_diff}"
+    return (f"<div class='diff'><div class='legend'>{where}</div><div style='display:flex; gap:16px'>"
+            f"{side(orig, 'red', 'original')}{side(new, 'green', 'replay')}</div></div>")
 
 
 def replay_sweep(hm, trace, cfg, ks, a: float | None = None) -> pd.DataFrame:

@@ -5,6 +5,10 @@ kept (hybrid unless the model is a GRPO checkpoint or hybrid is off), scores the
 everything the report needs to DataFrames while the model is loaded: lengths and accuracy
 (analysis.lengths), per-step gates, positions and a gate histogram (analysis.gates), script mix
 and latent-neighbour scripts (analysis.scripts) and a UMAP of the first trace (analysis.maps).
+With ablation=True each hybrid model is decoded a second time with the gate forced to a = 1 from the
+first step (latent ablation: tokens only), and the summary gains accuracy_a1, mean_len_a1 and
+accuracy_drop (trained gate minus a = 1; NaN for models decoded without mixing): does the
+checkpoint actually use its latents?
 report_figures (DataFrames -> figures) and render_html (figures + tables -> one self-contained
 HTML string with plotly.js inlined once) are pure; the CLI writes the files.
 Test: pytest tests/test_analysis_report.py
@@ -19,14 +23,28 @@ from .export import traces_frame
 from .projections import trace_projections
 
 
-def decode_all(hm, problems, cfg, batch_size: int = 16):
+def decode_all(hm, problems, cfg, batch_size: int = 16, keep_states: bool = True, force_a=None):
     """Traces of every problem, decoded in batches with latents, inputs and top tokens kept."""
     from hrpo.rollout import Decoder
     out = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]
-        out += Decoder(hm, [p.question for p in chunk], cfg, keep_states=True).run()
+        out += Decoder(hm, [p.question for p in chunk], cfg, keep_states=keep_states, force_a=force_a).run()
     return out
+
+
+ABLATION = ["accuracy_a1", "mean_len_a1", "accuracy_drop"]
+
+
+def ablation_row(problems, traces, ablated) -> dict:
+    """Accuracy and mean length with the trained gate vs a forced to 1 from the first step (pure)."""
+    if ablated is None:
+        return {k: float("nan") for k in ABLATION}
+    rows, off = lengths.rows_from_traces(problems, traces), lengths.rows_from_traces(problems, ablated)
+    acc = sum(r["reward"] for r in rows) / max(1, len(rows))
+    acc_a1 = sum(r["reward"] for r in off) / max(1, len(off))
+    return {"accuracy_a1": acc_a1, "mean_len_a1": sum(r["num_tokens"] for r in off) / max(1, len(off)),
+            "accuracy_drop": acc - acc_a1}
 
 
 def model_frames(hm, label: str, problems, traces, k: int = 5, seed: int = 0, map_method: str = "auto") -> dict:
@@ -70,6 +88,9 @@ def combine(per_model: dict) -> dict:
                                                     gate_a_thinking=("gate_a", "mean")).reset_index()
     summary = summary.merge(gate_cols, on="model", how="left").merge(
         lengths.paired_summary(paired), on="model", how="left", suffixes=("", "_pairs"))
+    abl = [{"model": m, **f["ablation"]} for m, f in per_model.items() if "ablation" in f]
+    if abl:
+        summary = summary.merge(pd.DataFrame(abl), on="model", how="left")
     maps_ = {m: f["map"] for m, f in per_model.items() if not f["map"].empty}
     return {"lengths": table, "summary": summary, "paired": paired, "steps": steps,
             "positions": gates.position_summary(steps), "scripts": scripts.script_mix(tokens, by=("model", "source")),
@@ -111,7 +132,8 @@ def render_html(title: str, figures: dict, tables: dict | None = None, meta: dic
 
 
 def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", batch_size: int = 16, k: int = 5,
-                map_method: str = "auto", load=None, on_model=None, **load_kw) -> tuple[dict, dict]:
+                map_method: str = "auto", load=None, on_model=None, ablation: bool = False,
+                **load_kw) -> tuple[dict, dict]:
     """Load, decode and analyse every model spec on the same problems; returns (tables, meta).
     Raises ValueError / ModelSpecError for a bad task or spec before or while loading it."""
     from hrpo.tasks import load_task
@@ -131,7 +153,11 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
         traces = decode_all(hm, task.problems, mcfg, batch_size)
         per_model[label] = model_frames(hm, label, task.problems, traces, k=k, seed=cfg.seed,
                                         map_method=map_method)
+        if ablation:
+            off = decode_all(hm, task.problems, mcfg, batch_size, keep_states=False,
+                             force_a=lambda t: 1.0) if mcfg.hybrid else None
+            per_model[label]["ablation"] = ablation_row(task.problems, traces, off)
         del hm
-    meta = {"task": task_spec, "map": map_method, "split": split, "problems": len(task.problems), "models": ", ".join(specs),
+    meta = {"task": task_spec, "map": map_method, "latent ablation": ablation, "split": split, "problems": len(task.problems), "models": ", ".join(specs),
             **{f"rollout.{k_}": v for k_, v in dataclasses.asdict(cfg).items()}}
     return combine(per_model), meta

@@ -6,7 +6,11 @@ In one process, on the same model and the same prompts:
              at every step to look for '####', and the latent is a dense (B, V) x (V, H) product
   plain      our Decoder with mixing off
   hybrid     our Decoder (gathered top-k latent, incremental marker tail)
-Peak memory is the process RSS high-water mark on CPU (torch.cuda.max_memory_allocated on GPU).
+With several dtypes (`--dtypes float32,bfloat16`) every contender runs in each dtype, one dtype after the
+other in the same process; each row carries `name`, `dtype` and its figure, plus `vs_float32` (same
+contender, this dtype over float32).  `bench train` does the same for the GRPO and HRPO training steps.
+Peak memory is the process RSS high-water mark so far on CPU (it never goes down, so a later dtype
+reports at least an earlier one's), torch.cuda.max_memory_allocated on GPU.
 Test: pytest tests/test_bench.py (tiny-random, no timing assertions).
 """
 import dataclasses
@@ -131,29 +135,73 @@ def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repe
             n = runners[name]()
             dt = time.perf_counter() - t0
             best = max(best or 0.0, n / dt)
-        rows.append({"name": name, "tokens_per_s": best, "peak_mb": peak_memory_mb(hm.device)})
+        rows.append({"name": name, "dtype": dtype_name(hm.dtype), "tokens_per_s": best,
+                     "peak_mb": peak_memory_mb(hm.device)})
     return rows
+
+
+def dtype_name(dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def add_ratios(rows: list[dict], figure: str, faster: bool = True) -> list[dict]:
+    """vs_float32 on every row whose contender also ran in float32: speed-up of this dtype over fp32.
+
+    faster=True: figure is a rate (tokens/s, this / fp32); False: a duration (seconds, fp32 / this)."""
+    fp32 = {r["name"]: r[figure] for r in rows if r["dtype"] == "float32"}
+    for r in rows:
+        if r["name"] in fp32 and r[figure] and fp32[r["name"]]:
+            r["vs_float32"] = r[figure] / fp32[r["name"]] if faster else fp32[r["name"]] / r[figure]
+    return rows
+
+
+def bench_rollout_dtypes(load, dtypes, **kw) -> list[dict]:
+    """bench_rollout for each dtype in turn; load(dtype) -> HybridModel (dtype None = the default)."""
+    rows = []
+    for dt in dtypes:
+        hm = load(dt)
+        part = bench_rollout(hm, **kw)
+        base = {r["name"]: r["tokens_per_s"] for r in part}
+        for r in part:                                  # ratios within the dtype
+            if "generate" in base:
+                r["vs_generate"] = r["tokens_per_s"] / base["generate"]
+            if "reference" in base:
+                r["vs_reference"] = r["tokens_per_s"] / base["reference"]
+        rows += part
+        del hm
+    return add_ratios(rows, "tokens_per_s")
 
 
 def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, batch_prompts: int = 2,
-                new: int = 64, device: str | None = None, out: str = "/tmp/hrpo-bench-train") -> list[dict]:
-    """Seconds per HRPO step vs GRPO step on the same prompts and seed, rollout vs loss share."""
+                new: int = 64, device: str | None = None, out: str = "/tmp/hrpo-bench-train",
+                dtypes=(None,), lora_rank: int = 32) -> list[dict]:
+    """Seconds per GRPO and HRPO step on the same prompts and seed, in each dtype; rollout vs loss share.
+
+    Rows: name (grpo | hrpo), dtype, step_seconds, rollout_seconds, shares, logprob_drift (max over the
+    timed steps), completion_len_mean, peak_mb; vs_float32 = fp32 seconds / these seconds.
+    """
     import shutil
     from .config import TrainConfig
+    from .models import pick_device_dtype
     from .trainer import Trainer
     rows = []
-    for mode in ("grpo", "hrpo"):
-        shutil.rmtree(out, ignore_errors=True)
-        cfg = TrainConfig(model=model, mode=mode, steps=steps + 1, group_size=group_size, batch_prompts=batch_prompts,
-                          max_new_tokens=new, out=out, device=device, lr=1e-5, seed=0)
-        trainer = Trainer(cfg)
-        trainer.train_step(0)                                                   # warm-up
-        ms = [trainer.train_step(s) for s in range(1, steps + 1)]
-        step_s = sum(m["step_seconds"] for m in ms) / steps
-        roll_s = sum(m["rollout_seconds"] for m in ms) / steps
-        tokens = sum(m["completion_len_mean"] for m in ms) / steps
-        rows.append({"name": mode, "step_seconds": step_s, "rollout_share": roll_s / step_s,
-                     "loss_share": 1 - roll_s / step_s, "completion_len_mean": tokens,
-                     "peak_mb": peak_memory_mb(trainer.hm.device)})
+    for dt in dtypes:
+        for mode in ("grpo", "hrpo"):
+            run = f"{out}/{dt or 'default'}-{mode}"                              # one run directory each
+            shutil.rmtree(run, ignore_errors=True)
+            cfg = TrainConfig(model=model, mode=mode, steps=steps + 1, group_size=group_size,
+                              batch_prompts=batch_prompts, max_new_tokens=new, out=run, device=device, lr=1e-5,
+                              seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank)
+            trainer = Trainer(cfg)
+            trainer.train_step(0)                                               # warm-up
+            ms = [trainer.train_step(s) for s in range(1, steps + 1)]
+            step_s = sum(m["step_seconds"] for m in ms) / steps
+            roll_s = sum(m["rollout_seconds"] for m in ms) / steps
+            tokens = sum(m["completion_len_mean"] for m in ms) / steps
+            rows.append({"name": mode, "dtype": dtype_name(pick_device_dtype(device, dt)[1]), "step_seconds": step_s,
+                         "rollout_seconds": roll_s, "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
+                         "logprob_drift": max(m["logprob_drift"] for m in ms), "completion_len_mean": tokens,
+                         "peak_mb": peak_memory_mb(trainer.hm.device)})
+            del trainer
     shutil.rmtree(out, ignore_errors=True)
-    return rows
+    return add_ratios(rows, "step_seconds", faster=False)

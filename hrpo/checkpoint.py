@@ -8,7 +8,9 @@ safetensors; the trainer state goes through torch.load(weights_only=True).
   gate.safetensors    W_r, W_i, Lambda (HRPO only; GRPO checkpoints have no gate)
   adapter/            LoRA adapter in peft format
   trainer_state.pt    step, optimizer, scheduler, RNG states (absent in exported checkpoints)
-Test: pytest tests/test_trainer.py -k checkpoint
+Also the run directory's integrity: an exclusive lock per run, resuming from the newest checkpoint
+that loads, and cutting metrics.jsonl back to the resumed step.
+Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py
 """
 import json
 import os
@@ -30,19 +32,44 @@ class CheckpointError(ValueError):
 def is_checkpoint(path) -> bool:
     cfg = Path(path) / "config.json"
     try:
-        return cfg.is_file() and json.loads(cfg.read_text(encoding="utf-8")).get("format") == FORMAT
+        meta = json.loads(cfg.read_text(encoding="utf-8")) if cfg.is_file() else None
     except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
 def read_config(path) -> dict:
+    """config.json of a checkpoint, checked field by field (CheckpointError naming what is wrong)."""
     try:
         cfg = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
         raise CheckpointError(f"{path}: unreadable config.json ({err})") from err
-    if cfg.get("format") != FORMAT:
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an HRPO checkpoint (config.json has no format {FORMAT!r})")
+    cfg.setdefault("train", {})
+    problems = [name for name, ok in [
+        ("mode", cfg.get("mode") in ("hrpo", "grpo")),
+        ("base_model", isinstance(cfg.get("base_model"), str) and cfg["base_model"].strip() != ""),
+        ("step", isinstance(cfg.get("step"), int) and not isinstance(cfg.get("step"), bool)),
+        ("train", isinstance(cfg["train"], dict))] if not ok]
+    if problems:
+        raise CheckpointError(f"{path}: config.json has a missing or invalid {', '.join(problems)}")
     return cfg
+
+
+def base_chain(path, cfg: dict, depth: int = 8) -> None:
+    """Refuse a checkpoint whose base_model leads back to itself (or chains deeper than `depth`)."""
+    seen = [Path(path).resolve()]
+    base = cfg["base_model"]
+    while is_checkpoint(Path(base).expanduser()):
+        target = Path(base).expanduser().resolve()
+        if target in seen:
+            raise CheckpointError(f"{path}: base_model {cfg['base_model']!r} leads back to {target} "
+                                  "(a checkpoint cannot be its own base model)")
+        if len(seen) >= depth:
+            raise CheckpointError(f"{path}: base_model chains through more than {depth} checkpoints")
+        seen.append(target)
+        base = read_config(target)["base_model"]
 
 
 def save_checkpoint(path, *, model, gate, train_config: dict, step: int, trainer_state: dict | None = None) -> Path:
@@ -81,6 +108,8 @@ def load_gate_into(gate, path) -> None:
         gate.load_state_dict({k: v.to(gate.Lambda.device) for k, v in state.items()})
     except Exception as err:  # safetensors raises several types for truncated or foreign files
         raise CheckpointError(f"{path}: cannot load gate.safetensors ({str(err).splitlines()[0]})") from err
+    if not all(torch.isfinite(v).all() for v in state.values()):
+        raise CheckpointError(f"{path}: gate.safetensors holds NaN or inf values")
 
 
 def check_base(cfg: dict, hm, path) -> None:
@@ -109,7 +138,9 @@ def load_checkpoint(path, device=None, dtype=None, base=None):
     from .models import load_model
     path = Path(path)
     cfg = read_config(path)
-    train = cfg.get("train", {})
+    if base is None:
+        base_chain(path, cfg)
+    train = cfg["train"]
     from .config import GateConfig
     gc = GateConfig(train.get("c", 8.0), train.get("r_min", 0.99), train.get("r_max", 0.999))
     hm = load_model(base or cfg["base_model"], device=device, dtype=dtype, gate_config=gc)
@@ -143,9 +174,104 @@ def set_rng_state(state: dict) -> None:
 
 def latest_checkpoint(out) -> Path | None:
     """The newest complete checkpoint under <out>/checkpoints (temporary dirs never match)."""
-    root = Path(out) / "checkpoints"
-    found = sorted(p for p in root.glob("step-*") if p.is_dir() and is_checkpoint(p))
+    found = checkpoints(out)
     return found[-1] if found else None
+
+
+def checkpoints(out) -> list[Path]:
+    """Every checkpoint under <out>/checkpoints, oldest first."""
+    root = Path(out) / "checkpoints"
+    return sorted(p for p in root.glob("step-*") if p.is_dir() and is_checkpoint(p))
+
+
+def check_resumable(path, hybrid: bool) -> None:
+    """Raise CheckpointError unless every file a resume reads is present and loads (without a model)."""
+    from safetensors import safe_open
+    read_config(path)
+    if load_trainer_state(path) is None:
+        raise CheckpointError(f"{path}: no trainer_state.pt, cannot resume from it")
+    files = [Path(path) / "adapter" / "adapter_model.safetensors"]
+    files += [Path(path) / "gate.safetensors"] if hybrid else []
+    for file in files:
+        try:
+            with safe_open(file, "pt") as f:
+                for k in f.keys():
+                    if not torch.isfinite(f.get_tensor(k)).all():
+                        raise CheckpointError(f"{path}: {file.name} holds NaN or inf values")
+        except CheckpointError:
+            raise
+        except Exception as err:
+            raise CheckpointError(f"{path}: cannot load {file.name} ({str(err).splitlines()[0]})") from err
+
+
+def resumable_checkpoint(out, hybrid: bool, say=print) -> Path | None:
+    """The newest checkpoint that loads; damaged newer ones are skipped, saying so through `say`."""
+    found = checkpoints(out)
+    for i, path in enumerate(reversed(found)):
+        try:
+            check_resumable(path, hybrid)
+            return path
+        except CheckpointError as err:
+            older = found[-i - 2] if i + 1 < len(found) else None
+            say(f"warning: {err}; " + (f"trying the previous checkpoint {older.name}" if older
+                                       else "no older checkpoint"))
+    if found:
+        raise CheckpointError(f"{out}: no checkpoint can be resumed (all {len(found)} are damaged)")
+    return None
+
+
+def cut_jsonl(path, step: int) -> int:
+    """Drop lines of a metrics/eval jsonl past `step` (atomically: temp file, then rename); returns how many."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+            past = not isinstance(row, dict) or not isinstance(row.get("step"), int) or row["step"] > step
+        except ValueError:
+            past = True                                  # a half-written last line
+        if past:
+            dropped += 1
+        else:
+            keep.append(line + "\n")
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(keep), encoding="utf-8")
+        os.replace(tmp, path)
+    return dropped
+
+
+def has_run(out) -> bool:
+    """True when <out> already holds a run: a checkpoint or a logged step."""
+    out = Path(out)
+    metrics = out / "metrics.jsonl"
+    return bool(list((out / "checkpoints").glob("step-*"))) or (metrics.is_file() and metrics.stat().st_size > 0)
+
+
+_LOCKS: dict[str, int] = {}
+
+
+def lock_run_dir(out) -> None:
+    """Hold an exclusive lock on <out>/.lock for the rest of this process (the OS drops it on exit or death).
+
+    A second process raises CheckpointError naming the holder's pid; the same process may lock again."""
+    import fcntl
+    key = str(Path(out).resolve())
+    if key in _LOCKS:
+        return
+    fd = os.open(Path(out) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise CheckpointError(f"{out} is in use by another trainer (pid {holder}); wait for it, stop it, "
+                              "or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _LOCKS[key] = fd
 
 
 def remove_partial(out) -> int:
@@ -163,14 +289,32 @@ def prune_checkpoints(out, keep: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def copy_run_metrics(src: Path, dst: Path) -> None:
+    """RUN/metrics.jsonl (and eval.jsonl) up to the checkpoint's step -> dst/, so the app can draw the curves."""
+    if src.parent.name != "checkpoints":
+        return
+    step = read_config(src).get("step", 0)
+    for name in ("metrics.jsonl", "eval.jsonl"):
+        file = src.parent.parent / name
+        if file.is_file():
+            lines = [line for line in file.read_text(encoding="utf-8").splitlines()
+                     if line.strip() and json.loads(line).get("step", 0) <= step]
+            (dst / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
 def export_checkpoint(src, dst) -> Path:
-    """Copy a checkpoint without its trainer state (gate + LoRA + config only), atomically."""
+    """Copy a checkpoint without its trainer state (gate + LoRA + config), atomically, with its run's metrics."""
     src, dst = Path(src), Path(dst)
     read_config(src)
+    s, d = src.resolve(), dst.resolve()
+    if s == d or s in d.parents or d in s.parents or (s.parent.name == "checkpoints" and d.parent == s.parent):
+        raise CheckpointError(f"cannot export {src} onto {dst}: the destination is the checkpoint itself, inside "
+                              "it, or in its run's checkpoints/ (that would break the run); pick another directory")
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
     try:
         shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt", "README.md"))
+        copy_run_metrics(src, tmp)
         if dst.exists():
             shutil.rmtree(dst)
         os.replace(tmp, dst)

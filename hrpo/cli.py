@@ -41,10 +41,11 @@ def trace_json(hm, trace, model_spec: str, prompt: str) -> dict:
     near_by_step = dict(zip(thinking, near))
     steps = [{"index": s.index, "token": s.token, "token_id": s.token_id, "thinking": s.thinking,
               "gate_a": s.gate_a, "hidden_ratio": s.hidden_ratio, "logprob": s.logprob, "entropy": s.entropy,
+              "eff_vocab": s.eff_vocab,
               "nearest": [[tok, cos] for tok, cos in near_by_step.get(s.index, [])]} for s in trace.steps]
     return {"model": model_spec, "prompt": prompt, "completion": trace.text, "answer": trace.answer,
             "num_tokens": len(trace.token_ids), "hybrid": trace.hybrid, "token_ids": trace.token_ids,
-            "steps": steps}
+            "dtype": str(hm.dtype).replace("torch.", ""), "device": str(hm.device), "steps": steps}
 
 
 def shade(trace, tty: bool) -> str:
@@ -65,6 +66,10 @@ def cmd_generate(args) -> int:
     from .rollout import Decoder
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
+    try:
+        args.prompt.encode("utf-8")
+    except UnicodeEncodeError:          # argv bytes that are not UTF-8 arrive as lone surrogates
+        raise UsageError("the prompt is not valid UTF-8") from None
     cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
@@ -101,6 +106,9 @@ def cmd_train(args) -> int:
     from .config import TrainConfig
     from .trainer import Trainer
     values = TrainConfig.from_json(args.config).to_dict() if args.config else {}
+    saved = os.path.join(getattr(args, "out", TrainConfig().out), "train_config.json")
+    if args.resume and not args.config and os.path.isfile(saved):   # resume with the run's own settings
+        values = TrainConfig.from_json(saved).to_dict()
     values.update({f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)})
     cfg = TrainConfig.from_dict(values)
     bar = None
@@ -136,6 +144,8 @@ def cmd_eval(args) -> int:
     from .evaluate import evaluate
     from .models import load_model
     from .tasks import load_task
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     task = load_task(args.task, args.split, limit=args.limit)
     cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
@@ -163,22 +173,26 @@ def cmd_bench(args) -> int:
     import torch
     from . import bench
     dev = args.device
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else [args.dtype]
+    from .models import load_model, pick_device_dtype
+    for d in dtypes:
+        pick_device_dtype(dev, d)                              # a bad name fails before any work
     if args.what == "train":
-        rows = bench.bench_train(args.model or "default", steps=args.steps, new=args.new, device=dev)
-        base = rows[0]["step_seconds"]
+        rows = bench.bench_train(args.model or "default", steps=args.steps, new=args.new, device=dev,
+                                 dtypes=dtypes, lora_rank=args.lora_rank, group_size=args.group_size,
+                                 batch_prompts=args.prompts)
+        grpo = {r["dtype"]: r["step_seconds"] for r in rows if r["name"] == "grpo"}
         for r in rows:
-            r["vs_grpo"] = r["step_seconds"] / base
+            r["vs_grpo"] = r["step_seconds"] / grpo[r["dtype"]]
     else:
-        from .models import load_model
-        hm = bench.shape_model(args.shape, dev, args.dtype) if args.shape else \
-            load_model(args.model or "default", device=dev, dtype=args.dtype)
-        rows = bench.bench_rollout(hm, args.batch, args.prompt_len, args.new, args.repeats)
-        ref = {r["name"]: r["tokens_per_s"] for r in rows}
-        for r in rows:
-            r["vs_generate"] = r["tokens_per_s"] / ref["generate"]
-            r["vs_reference"] = r["tokens_per_s"] / ref["reference"]
-    setup = {"bench": args.what, "model": args.shape or args.model or "default", "batch": args.batch,
-             "prompt_len": args.prompt_len, "new": args.new, "threads": torch.get_num_threads(),
+        load = (lambda d: bench.shape_model(args.shape, dev, d)) if args.shape else \
+            (lambda d: load_model(args.model or "default", device=dev, dtype=d))
+        rows = bench.bench_rollout_dtypes(load, dtypes, batch=args.batch, prompt_len=args.prompt_len, new=args.new,
+                                          repeats=args.repeats)
+    shape = {"batch": args.batch, "prompt_len": args.prompt_len} if args.what == "rollout" else \
+        {"prompts": args.prompts, "group_size": args.group_size, "lora_rank": args.lora_rank, "steps": args.steps}
+    setup = {"bench": args.what, "model": args.shape or args.model or "default", **shape,
+             "new": args.new, "threads": torch.get_num_threads(),
              "device": str(dev or ("cuda" if torch.cuda.is_available() else "cpu"))}
     if args.json:
         print(json.dumps({**setup, "rows": rows}))
@@ -252,12 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, help="model spec (default: the embedded model)")
     b.add_argument("--shape", default=None, help="random weights of a real shape: smollm2-135m, qwen2.5-1.5b, ...")
     b.add_argument("--device", default=None)
-    b.add_argument("--dtype", default=None)
+    b.add_argument("--dtype", default=None, help="one dtype (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
+    b.add_argument("--dtypes", default=None,
+                   help="comma-separated dtypes, e.g. float32,bfloat16: every contender runs in each, side by side "
+                        "in one process (overrides --dtype)")
     b.add_argument("--batch", type=int, default=8)
     b.add_argument("--prompt-len", type=int, default=64)
     b.add_argument("--new", type=int, default=128, help="new tokens per row")
     b.add_argument("--repeats", type=int, default=1, help="timed runs per contender (best is kept)")
     b.add_argument("--steps", type=int, default=2, help="bench train: timed steps per mode")
+    b.add_argument("--lora-rank", type=int, default=32, help="bench train: LoRA rank (alpha = 2 x rank)")
+    b.add_argument("--prompts", type=int, default=2, help="bench train: prompts per step")
+    b.add_argument("--group-size", type=int, default=4, help="bench train: completions per prompt (G)")
     b.add_argument("--json", action="store_true")
     b.set_defaults(func=cmd_bench)
     return parser

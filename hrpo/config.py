@@ -1,11 +1,14 @@
 """Dataclass configs for each entry point; every field has a default and a help string.
 
-Validation lives in __post_init__, so a bad value fails with one clear message wherever the
-config comes from (CLI flags, a JSON file, the app).  `to_dict`/`from_dict` round-trip through
-JSON (the trainer saves its config beside every checkpoint).  Test: pytest tests/test_config.py
+Validation lives in __post_init__ (every field's type first, numbers finite), so a bad value fails
+with one clear message wherever the config comes from (CLI flags, a JSON file, the app).
+`to_dict`/`from_dict` round-trip through JSON (the trainer saves its config beside every checkpoint).
+Test: pytest tests/test_trainer.py::test_invalid_hyperparameters tests/test_reliability_inputs.py
 """
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field, fields
 
 
@@ -29,14 +32,51 @@ def check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_value_type(name: str, value, default) -> None:
+    """`value` has the kind of `default` (int, float, str, bool, list of str, or str/None); finite numbers."""
+    bad = lambda kind: ConfigError(f"{name} must be {kind}, got {value!r}")  # noqa: E731
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+    elif isinstance(default, numbers.Integral):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise bad("an integer")
+    elif isinstance(default, numbers.Real):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise bad("a number")
+        if not math.isfinite(value):
+            raise bad("a finite number")
+    elif isinstance(default, list):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of strings")
+    elif not isinstance(value, str) and not (default is None and value is None):
+        raise bad("a string")
+
+
+def check_seed(seed) -> None:
+    check(0 <= seed < 2**63, f"seed must be an integer in [0, 2**63), got {seed}")
+
+
+def check_device(device) -> None:
+    ok = device is None or device in ("cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit())
+    check(ok, f"unknown device {device!r}; use cpu, cuda or cuda:N")
+
+
 class Config:
     """Mixin: JSON round-trip and field listing for the CLI."""
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def check_types(self) -> None:
+        """Every field has its default's kind (called first in __post_init__; JSON can hold anything)."""
+        for f in fields(self):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            check_value_type(f.name, getattr(self, f.name), default)
+
     @classmethod
     def from_dict(cls, d: dict):
+        check(isinstance(d, dict), f"{cls.__name__}: expected a JSON object of fields, got {type(d).__name__}")
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         check(not unknown, f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
@@ -55,6 +95,7 @@ class GateConfig(Config):
     r_max: float = opt(0.999, "upper bound of u used to initialise Lambda (a starts near 1)")
 
     def __post_init__(self):
+        self.check_types()
         check(self.c > 0, f"c must be > 0, got {self.c}")
         check(0 < self.r_min < self.r_max < 1, f"need 0 < r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
 
@@ -69,9 +110,11 @@ class RolloutConfig(Config):
     seed: int = opt(0, "seed of the sampling generator")
 
     def __post_init__(self):
+        self.check_types()
         check(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
+        check_seed(self.seed)
 
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -103,6 +146,9 @@ class TrainConfig(Config):
     beta: float = opt(0.005, "KL coefficient against the base model (adapter off, plain tokens)")
     num_iterations: int = opt(1, "optimizer updates per batch of rollouts (PPO-style when > 1)")
     epsilon: float = opt(0.2, "clip range of the ratio when num_iterations > 1")
+    tis_cap: float = opt(2.0, "truncated importance sampling against the rollout's own log-probs: each token's "
+                              "policy-gradient term is weighted by min(exp(lp_teacher_forced - lp_rollout), tis_cap) "
+                              "(corrects bf16 decode/teacher-forcing drift; 0 = off)")
     lora_rank: int = opt(32, "LoRA rank")
     lora_alpha: float = opt(64.0, "LoRA alpha")
     lora_targets: list = opt(LORA_TARGETS, "module names that get LoRA adapters")
@@ -121,6 +167,7 @@ class TrainConfig(Config):
     dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
 
     def __post_init__(self):
+        self.check_types()
         check(self.mode in ("hrpo", "grpo"), f"mode must be hrpo or grpo, got {self.mode!r}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.group_size >= 2, f"group_size must be >= 2 (advantages compare completions), got {self.group_size}")
@@ -133,8 +180,11 @@ class TrainConfig(Config):
         check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         check(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         check(self.num_iterations >= 1 and 0 < self.epsilon < 1, "num_iterations >= 1 and 0 < epsilon < 1")
+        check(self.tis_cap >= 0, f"tis_cap must be >= 0 (0 = off), got {self.tis_cap}")
         check(self.lora_rank >= 1 and self.lora_alpha > 0, "lora_rank >= 1 and lora_alpha > 0")
         check(self.save_every >= 1 and self.keep_checkpoints >= 1, "save_every and keep_checkpoints must be >= 1")
+        check_seed(self.seed)
+        check_device(self.device)
         GateConfig(self.c, self.r_min, self.r_max)
 
     @property

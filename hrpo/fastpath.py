@@ -17,17 +17,24 @@ the empty piece counts, it changes nothing), length L, leading and trailing '#' 
 keeps s = trailing '#' run (0..3) and seen.  Transition for token x (see marker_step):
     all_hash: seen |= s + L >= 4, s = min(s + L, 3);  else: seen |= contains4 or s + lead >= 4, s = min(trail, 3)
 which equals searching '####' in the concatenated pieces (rollout.MarkerWatch).
+
+For training rollouts (issue 13) `keep_latents=True` also records h per step in a (B, max_new, H)
+buffer, so the traces carry everything teacher forcing needs (tokens, thinking mask, sampling
+log-probs, latents, finish), like rollout.Decoder(keep_latents=True).  `static_wanted` is how the
+trainer chooses: this decoder on CUDA, the eager one elsewhere; HRPO_STATIC_DECODE=off|on|auto overrides it.
 Test: pytest tests/test_fastpath.py (CPU, eager path); scripts/gpu_check.py checks the graph on a GPU.
 """
 import math
+import os
 import time
+import warnings
 
 import torch
 
 from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
-from .models import HybridModel
+from .models import HybridModel, low_precision
 from .rewards import MARKER, extract_answer
 from .rollout import Step, Trace, latent_embedding, left_pad
 
@@ -66,7 +73,7 @@ def marker_step(table: torch.Tensor, x: torch.Tensor, s: torch.Tensor, seen: tor
 class _Engine:
     """Static buffers + StaticCache for one (batch, prompt width, max_new, config) shape."""
 
-    def __init__(self, hm: HybridModel, rows: int, width: int, cfg: RolloutConfig):
+    def __init__(self, hm: HybridModel, rows: int, width: int, cfg: RolloutConfig, keep_latents: bool = False):
         from transformers import StaticCache
         dev, self.hm, self.cfg, self.width = hm.device, hm, cfg, width
         self.max_new, total = cfg.max_new_tokens, width + cfg.max_new_tokens
@@ -80,10 +87,12 @@ class _Engine:
         self.alive, self.seen, self.s = z(rows, dtype=torch.bool), z(rows, dtype=torch.bool), z(rows)
         self.out = {"token": z(rows, self.max_new), "thinking": z(rows, self.max_new, dtype=torch.bool),
                     "alive": z(rows, self.max_new, dtype=torch.bool)}
-        for name in ("gate_a", "hidden_ratio", "logprob", "entropy"):
+        for name in ("gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab"):
             self.out[name] = z(rows, self.max_new, dtype=torch.float32)
+        if keep_latents and cfg.hybrid:                                          # h per step, E's dtype
+            self.out["latents"] = z(rows, self.max_new, hm.embeddings.shape[1], dtype=hm.embeddings.dtype)
         self.gen = torch.Generator(device=dev)
-        self.graph = None
+        self.graph, self.capture_error = None, None
 
     @torch.no_grad()
     def load(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
@@ -95,8 +104,10 @@ class _Engine:
         self.mask.zero_()
         self.mask[:, :width] = mask
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        out = hm.model(inputs_embeds=hm.embeddings[ids], attention_mask=self.mask[:, :width],
-                       position_ids=positions, cache=self.cache, use_cache=True, logits_to_keep=1)
+        last = torch.tensor([width - 1], device=ids.device)                     # as Decoder._forward does
+        with low_precision(hm.model):                                            # the rollout's compute path
+            out = hm.model(inputs_embeds=hm.embeddings[ids], attention_mask=self.mask[:, :width],
+                           position_ids=positions, cache=self.cache, use_cache=True, logits_to_keep=last)
         self.logits.copy_(out.logits[:, -1].float())
         self.pos.copy_(positions[:, -1:] + 1)
         self.cpos.fill_(width)
@@ -120,27 +131,33 @@ class _Engine:
             pick = (probs / q).argmax(-1, keepdim=True)
         x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)      # (B,)
         x = torch.where(self.alive, x, torch.full_like(x, hm.pad_id))
-        lp = logp.gather(-1, pick).squeeze(-1)
-        entropy = -(probs * logp).sum(-1)
+        lp = logp.gather(-1, pick).squeeze(-1)                                   # (B,)
+        entropy = -(probs * logp).sum(-1)                                        # (B,)
+        eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                           # (B,) = 1 / ||p||_2^2
         e = E[x]                                                                 # (B, H)
         a = torch.ones_like(e, dtype=torch.float32)
         think = torch.zeros_like(self.alive)
+        values = {}
         if cfg.hybrid:
             s, seen = marker_step(self.table, x, self.s, self.seen)
             think = self.alive & ~seen
             self.s.copy_(torch.where(self.alive, s, self.s))
             self.seen.copy_(torch.where(self.alive, seen, self.seen))
-            mixed, a_mix = hm.gate(e, latent_embedding(probs, idx, E))
+            h = latent_embedding(probs, idx, E)                                  # (B, H)
+            mixed, a_mix = hm.gate(e, h)
             e = torch.where(think.unsqueeze(-1), mixed, e)
             a = torch.where(think.unsqueeze(-1), a_mix, a)
-        values = {"token": x, "thinking": think, "alive": self.alive, "gate_a": a.mean(-1),
-                  "hidden_ratio": hidden_ratio(a).mean(-1), "logprob": lp, "entropy": entropy}
+            if "latents" in self.out:
+                values["latents"] = h
+        values.update(token=x, thinking=think, alive=self.alive, gate_a=a.mean(-1),
+                      hidden_ratio=hidden_ratio(a).mean(-1), logprob=lp, entropy=entropy, eff_vocab=eff_vocab)
         for name, v in values.items():
             self.out[name].index_copy_(1, self.t, v.unsqueeze(1))
         self.alive.logical_and_(~self.is_eos[x])
         self.mask.index_fill_(1, self.cpos, 1)
-        out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=self.mask, position_ids=self.pos,
-                       cache=self.cache, use_cache=True)
+        with low_precision(hm.model):        # bf16 LoRA adapters as in Decoder and teacher forcing (captured too)
+            out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=self.mask, position_ids=self.pos,
+                           cache=self.cache, use_cache=True)
         self.logits.copy_(out.logits[:, -1].float())
         self.pos.add_(1)
         self.cpos.add_(1)
@@ -160,10 +177,10 @@ class StaticDecoder:
     """Batched hybrid decode on a static cache; `run()` returns the same list[Trace] as rollout.Decoder."""
 
     def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
-                 raw: bool = False, capture: bool | None = None):
+                 raw: bool = False, capture: bool | None = None, keep_latents: bool = False):
         if not prompts:
             raise ValueError("no prompts to decode")
-        self.hm, self.cfg = hm, cfg or RolloutConfig()
+        self.hm, self.cfg, self.keep_latents = hm, cfg or RolloutConfig(), keep_latents
         self.capture = hm.device.type == "cuda" if capture is None else capture
         if self.capture and hm.device.type != "cuda":
             raise ValueError("CUDA-graph capture needs a CUDA device")
@@ -177,16 +194,19 @@ class StaticDecoder:
             raise ValueError(f"prompt ({width} tokens) + max_new_tokens ({self.cfg.max_new_tokens}) "
                              f"exceeds the model's context of {limit} tokens")
         self.traces = [Trace(prompt=hm.tokenizer.decode(i), prompt_ids=i, hybrid=self.cfg.hybrid) for i in ids]
-        self.generated, self.seconds, self.captured = 0, 0.0, False
+        self.generated, self.seconds, self.captured, self.capture_error = 0, 0.0, False, None
 
     def _engine(self) -> _Engine:
+        make = lambda: _Engine(self.hm, len(self.traces), self.width, self.cfg, self.keep_latents)  # noqa: E731
         if not self.capture:
-            return _Engine(self.hm, len(self.traces), self.width, self.cfg)
-        key = (id(self.hm.model), id(self.hm.gate), len(self.traces), self.width, self.cfg.max_new_tokens,
-               self.cfg.top_k, self.cfg.temperature, self.cfg.greedy, self.cfg.hybrid)
+            return make()
+        # id(hm) too: a dataclasses.replace'd HybridModel (other eos ids or pieces) needs its own tables
+        cfg = self.cfg
+        key = (id(self.hm), id(self.hm.model), id(self.hm.gate), len(self.traces), self.width, cfg.max_new_tokens,
+               cfg.top_k, cfg.temperature, cfg.greedy, cfg.hybrid, self.keep_latents)
         if key not in _ENGINES:
             _ENGINES.clear()                     # keep one captured graph (and its memory pool) at a time
-            _ENGINES[key] = _Engine(self.hm, len(self.traces), self.width, self.cfg)
+            _ENGINES[key] = make()
         return _ENGINES[key]
 
     @torch.no_grad()
@@ -200,7 +220,7 @@ class StaticDecoder:
         eng = self._engine()
         eng.load(ids.to(dev), mask.to(dev))
         done = 0
-        if self.capture and eng.graph is None:
+        if self.capture and eng.graph is None and eng.capture_error is None:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):                # warm-up = the first real steps, run eagerly
@@ -209,13 +229,17 @@ class StaticDecoder:
                     done += 1
             torch.cuda.current_stream().wait_stream(side)
             if done < max_new:
-                eng.capture()
+                try:
+                    eng.capture()
+                except RuntimeError as err:      # capture records, runs nothing: go on eagerly, say why once
+                    eng.capture_error = f"{type(err).__name__}: {err}"
+                    warnings.warn(f"CUDA-graph capture failed, decoding eagerly: {eng.capture_error}")
         while done < max_new:
             eng.graph.replay() if eng.graph is not None else eng.step()
             done += 1
             if done % CHECK_EVERY == 0 and not bool(eng.alive.any()):           # one host sync per CHECK_EVERY
                 break
-        self.captured = eng.graph is not None
+        self.captured, self.capture_error = eng.graph is not None, eng.capture_error
         out = {name: buf[:, :done].cpu() for name, buf in eng.out.items()}
         self.seconds = time.perf_counter() - start
         self._build(out)
@@ -226,8 +250,12 @@ class StaticDecoder:
         for r, tr in enumerate(self.traces):
             n = int(out["alive"][r].sum())                                       # alive steps form a prefix
             tr.token_ids = out["token"][r, :n].tolist()
-            cols = [out[k][r, :n].tolist() for k in ("thinking", "gate_a", "hidden_ratio", "logprob", "entropy")]
-            tr.steps = [Step(t, hm.piece(x), x, *vals) for t, (x, *vals) in enumerate(zip(tr.token_ids, *cols))]
+            names = ("thinking", "gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab")
+            cols = [out[k][r, :n].tolist() for k in names]
+            tr.steps = [Step(t, hm.piece(x), x, **dict(zip(names, vals)))
+                        for t, (x, *vals) in enumerate(zip(tr.token_ids, *cols))]
+            if "latents" in out and n:
+                tr.latents = out["latents"][r, :n].float()                       # (n, H), as Decoder keeps them
             tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
             tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
             tr.answer = extract_answer(tr.text)
@@ -236,3 +264,14 @@ class StaticDecoder:
     @property
     def tokens_per_s(self) -> float:
         return self.generated / self.seconds if self.seconds else 0.0
+
+
+def static_wanted(device: torch.device, flag: bool | None = None) -> bool:
+    """Use the static decoder?  flag wins; else HRPO_STATIC_DECODE: on | off | auto (default: CUDA only)."""
+    if flag is not None:
+        return flag
+    mode = os.environ.get("HRPO_STATIC_DECODE", "auto").strip().lower()
+    if mode not in ("auto", "on", "off", "1", "0", "true", "false"):
+        raise ValueError(f"HRPO_STATIC_DECODE must be on, off or auto, got {mode!r}")
+    return mode in ("on", "1", "true") or (mode == "auto" and device.type == "cuda")
+

@@ -5,7 +5,10 @@ app's requests never block it).  Its state lives on disk: the run directory's tr
 metrics.jsonl and checkpoints/, plus job.json (pid, command, start time); any app process (or a
 restarted app) reads the same status.  Stop sends SIGTERM: the trainer finishes its current step,
 writes a checkpoint and exits; resume starts the same command with --resume.
-Test: pytest tests/test_jobs.py
+The job process is identified by pid *and* its start time and command line (psutil), so a stale
+job.json (after a reboot, or with the pid reused) reads as "not running" and is never signalled.
+Starting is serialised by a lock on <runs>/.job.lock: two concurrent starts never make two trainers.
+Test: pytest tests/test_jobs.py tests/test_reliability_jobs.py
 """
 import json
 import os
@@ -15,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from .checkpoint import has_run
 from .config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +50,32 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def job_process(st: dict | None):
+    """The psutil.Process of a job record when that very process still runs, else None.
+
+    It must have the recorded pid, start time (to 1 s) and command line; anything else holding the
+    pid now (a reboot, pid reuse) is not the job."""
+    import psutil
+    if not st or not st.get("pid") or not pid_alive(st["pid"]):
+        return None
+    try:
+        proc = psutil.Process(st["pid"])
+        same = abs(proc.create_time() - st.get("created", -1.0)) < 1.0 and proc.cmdline() == st.get("cmd")
+        return proc if same and proc.status() != psutil.STATUS_ZOMBIE else None
+    except psutil.Error:
+        return None
+
+
+def runs_dir() -> Path:
+    """$HRPO_RUNS, else runs/ in the repository (the tests point HRPO_RUNS at a temporary directory)."""
+    return Path(os.environ.get("HRPO_RUNS") or ROOT / "runs")
+
+
 class JobManager:
     """Start, stop, resume and report the single training job under `runs_dir`."""
 
-    def __init__(self, runs_dir="runs"):
-        self.runs_dir = Path(runs_dir)
+    def __init__(self, runs=None):
+        self.runs_dir = Path(runs) if runs is not None else runs_dir()
         self.state_file = self.runs_dir / "job.json"
 
     def _state(self) -> dict | None:
@@ -60,14 +85,22 @@ class JobManager:
             return None
 
     def running(self) -> bool:
-        st = self._state()
-        return bool(st) and pid_alive(st.get("pid"))
+        return job_process(self._state()) is not None
 
     def start(self, cfg: TrainConfig, resume: bool = False) -> dict:
+        import fcntl
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.runs_dir / ".job.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)          # check-and-start is one step across threads and processes
+            return self._start(cfg, resume)
+
+    def _start(self, cfg: TrainConfig, resume: bool) -> dict:
+        import psutil
         if self.running():
             raise RuntimeError("a training job is already running; stop it first")
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
         out = Path(cfg.out)
+        if not resume and has_run(out):
+            raise RuntimeError(f"{out.name} already holds a run; resume it or pick another run name")
         out.mkdir(parents=True, exist_ok=True)
         conf = out / "job_config.json"
         conf.write_text(json.dumps(cfg.to_dict(), indent=2), encoding="utf-8")
@@ -76,8 +109,19 @@ class JobManager:
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()
-        state = {"pid": proc.pid, "out": str(out), "steps": cfg.steps, "mode": cfg.mode, "model": cfg.model,
-                 "task": cfg.task, "started": time.time(), "cmd": cmd}
+        created = -1.0                                # stays -1 if it already exited: recorded as not running
+        deadline = time.time() + 15                   # until the child has exec'd (before that its cmdline is ours)
+        while time.time() < deadline:
+            try:
+                child = psutil.Process(proc.pid)
+                created = child.create_time()
+                if child.cmdline() == cmd:
+                    break
+            except psutil.Error:
+                break
+            time.sleep(0.05)
+        state = {"pid": proc.pid, "created": created, "out": str(out), "steps": cfg.steps, "mode": cfg.mode,
+                 "model": cfg.model, "task": cfg.task, "started": time.time(), "cmd": cmd}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state), encoding="utf-8")
         os.replace(tmp, self.state_file)
@@ -85,10 +129,10 @@ class JobManager:
 
     def stop(self) -> bool:
         """Ask the job to checkpoint and exit; True when a running job was signalled."""
-        st = self._state()
-        if not st or not pid_alive(st.get("pid")):
+        proc = job_process(self._state())
+        if proc is None:
             return False
-        os.kill(st["pid"], signal.SIGTERM)
+        proc.send_signal(signal.SIGTERM)
         return True
 
     def resume(self) -> dict:
@@ -105,7 +149,7 @@ class JobManager:
             return {"state": "idle", "step": 0, "steps": 0, "eta_s": None, "out": None, "metrics": [], "log_tail": ""}
         metrics = read_metrics(st["out"])
         step = metrics[-1]["step"] if metrics else 0
-        alive = pid_alive(st.get("pid"))
+        alive = job_process(st) is not None
         log = Path(st["out"]) / "train.log"
         tail = log.read_text(encoding="utf-8", errors="replace")[-2000:] if log.is_file() else ""
         if alive:

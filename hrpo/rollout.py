@@ -8,6 +8,8 @@ From the token that completes '####' on, inputs are plain E[x]; prompts are neve
 The marker is found per row from each new token's text and a 3-character tail, so a '####' split
 over several tokens is caught without re-decoding the completion.
 
+Each Step also records the effective vocabulary 1 / sum(p^2) = 1 / ||p||_2^2 (the inverse square of the
+norm that normalises h): about 1 for a peaked p, k for a uniform top-k.
 `Decoder(...).steps()` yields the per-step records as they are produced (the live UI streams them);
 `rollout()` runs it to the end and returns one Trace per prompt.  Test: pytest tests/test_rollout.py
 """
@@ -20,7 +22,7 @@ import torch
 from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
-from .models import HybridModel
+from .models import HybridModel, low_precision
 from .rewards import MARKER, extract_answer
 
 
@@ -35,6 +37,7 @@ class Step:
     hidden_ratio: float
     logprob: float
     entropy: float
+    eff_vocab: float = 0.0     # effective vocabulary 1 / sum(p^2) of the sampling distribution (0: not recorded)
 
 
 @dataclass
@@ -115,8 +118,12 @@ class Decoder:
         self.generated, self.seconds = 0, 0.0
 
     def _forward(self, embeds, mask, positions, cache=None):
-        out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                            cache=cache, use_cache=True, logits_to_keep=1)
+        # the last position as an index tensor, not logits_to_keep=1: an int slices the hidden states to a
+        # non-contiguous view, and the lm_head matmul on it then copies the whole (V, H) weight once per row
+        last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)
+        with low_precision(self.hm.model):                                     # fp32 LoRA adapters run in bf16
+            out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                cache=cache, use_cache=True, logits_to_keep=last)
         return out.logits[:, -1].float(), out.cache
 
     @torch.no_grad()
@@ -143,6 +150,7 @@ class Decoder:
             x = torch.where(alive, x, torch.full_like(x, hm.pad_id))
             lp = logp.gather(-1, pick).squeeze(-1)                               # (B,) = token_logprobs(logits, x)
             entropy = -(probs * logp).sum(-1)                                    # (B,)
+            eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                       # (B,) = 1 / ||p||_2^2
             x_list, alive_list = x.tolist(), alive.tolist()
             pieces = [hm.piece(i) for i in x_list]
             thinking = [cfg.hybrid and a and not watch.push(r, p) for r, (a, p) in enumerate(zip(alive_list, pieces))]
@@ -158,7 +166,7 @@ class Decoder:
             if self.keep_states:
                 top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)     # (B, 10)
                 top_ids = idx.gather(-1, j) if idx is not None else j
-            stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy], -1).tolist()
+            stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy, eff_vocab], -1).tolist()
             events = []
             for r in range(rows):
                 if not alive_list[r]:

@@ -9,6 +9,7 @@ Specs:
   mgsm:<lang>         <data>/mgsm/mgsm_<lang>.tsv (question TAB answer; test data, served for any split)
   jsonl:PATH          lines {"question", "answer"} (math; "kind": "qa" for QA, answer str or list), or
                       {"question", "choices": [...], "answer": "B"} (multiple choice, lettered A-J)
+Malformed file lines are skipped, counted in Task.skipped and reported on stderr.
 <data> is `data_dir`, else $HRPO_DATA, else ../shared/data beside the repository.  Prompts: tasks give
 only the user text; HybridModel.encode adds the chat template and system prompt.
 Test: pytest tests/test_tasks.py
@@ -18,6 +19,7 @@ import json
 import os
 import random
 import string
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -289,4 +291,6 @@ def load_task(spec: str, split: str = "train", limit: int | None = None, seed: i
     else:
         raise ValueError(f"unknown task {spec!r}; use one of: {', '.join(SPECS)}")
     task.problems = task.problems[:limit] if limit is not None else task.problems
+    if task.skipped:                       # never silently: say how many lines were left out
+        print(f"warning: {task.name}: {task.message}", file=sys.stderr)
     return task

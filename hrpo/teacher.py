@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from .loss import token_logprobs
+from .models import low_precision
 from .rollout import Trace, left_pad
 
 
@@ -71,9 +72,13 @@ def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
 
 def completion_logits(model, embeds: torch.Tensor, batch: Batch) -> torch.Tensor:
     """(B, T, V) logits scoring each completion token, from one forward pass."""
-    T = batch.completion.shape[1]
-    out = model(inputs_embeds=embeds[:, :-1], attention_mask=batch.mask[:, :-1],
-                position_ids=batch.positions[:, :-1], use_cache=False, logits_to_keep=T)
+    L, T = embeds.shape[1] - 1, batch.completion.shape[1]
+    # positions as an index tensor (a contiguous gather), not logits_to_keep=T: the int form slices a
+    # non-contiguous view and the lm_head matmul then materialises a (B, H, V) copy of the weight
+    keep = torch.arange(L - T, L, device=embeds.device)
+    with low_precision(model):                   # the same compute path as the rollout's decode steps
+        out = model(inputs_embeds=embeds[:, :-1], attention_mask=batch.mask[:, :-1],
+                    position_ids=batch.positions[:, :-1], use_cache=False, logits_to_keep=keep)
     return out.logits
 
 

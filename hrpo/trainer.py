@@ -8,13 +8,16 @@ log-probs), take reference log-probs with the adapter disabled on plain tokens, 
 loss of hrpo.loss.policy_loss.  Optimizer: AdamW with four groups (LoRA matrices with weight
 decay, other LoRA params without, gate linears, Lambda), cosine schedule with warm-up, grad clip.
 Runs as one process or data-parallel under `torchrun --nproc_per_node N -m hrpo train ...`.
-Test: pytest tests/test_trainer.py
+Run directory rules: one trainer per --out (an OS lock), an existing run is only continued with
+--resume, a resume starts from the newest checkpoint that loads and cuts metrics back to it.
+Test: pytest tests/test_trainer.py tests/test_reliability_run.py
 """
 import contextlib
 import copy
 import hashlib
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -24,7 +27,7 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from .config import RolloutConfig, TrainConfig, TrainingError
-from .loss import group_advantages, policy_loss
+from .loss import group_advantages, policy_loss, tis_weights
 from .models import load_model
 from .rewards import score
 from .rollout import Decoder
@@ -39,10 +42,13 @@ from .teacher import completion_logprobs, pack
 #   hidden_ratio_p10/p50/p90  spread of the per-token sqrt(1 - a^2) over the step's thinking tokens
 #   (under DDP each is the mean over ranks; all are 0 (a = 1) in GRPO runs and steps without thinking)
 #   logprob_drift           max |teacher-forced - sampling| log-prob over the step (DESIGN 1 self-check)
+#   logprob_drift_median    median of the same over the step's tokens (the loss corrects what remains by
+#                           truncated importance sampling, TrainConfig.tis_cap)
 GATE_STATS = ["gate_a_mean", "hidden_ratio_mean", "hidden_ratio_official", "hidden_ratio_p10",
               "hidden_ratio_p50", "hidden_ratio_p90"]
 METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS,
-           "kl", "loss", "grad_norm", "lr", "logprob_drift", "rollout_tokens_per_s", "step_seconds"]
+           "kl", "loss", "grad_norm", "lr", "logprob_drift", "logprob_drift_median", "rollout_tokens_per_s",
+           "step_seconds"]
 
 
 def gate_stats(gate_a: list[float], hidden: list[float]) -> dict:
@@ -110,6 +116,10 @@ def cosine_with_warmup(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+# fields a resumed run must share with its checkpoint (they fix the shapes or the meaning of the weights)
+SHAPE_FIELDS = ["mode", "lora_rank", "lora_alpha", "lora_targets", "c"]
+
+
 def check_output_dir(out: Path) -> None:
     """Fail before any work when the output directory cannot be written."""
     try:
@@ -133,11 +143,19 @@ class Trainer:
         check_output_dir(self.out)
         self.acc = Accelerator(cpu=cfg.device == "cpu",
                                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+        main = self.acc.is_main_process
+        if main:
+            ckpt.lock_run_dir(self.out)            # one trainer per run directory, for this process's life
+        if not resume and ckpt.has_run(self.out):
+            raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it, or choose a new --out")
         self.task = load_task(cfg.task, "train", seed=cfg.seed)
-        if resume and self.acc.is_main_process:
+        if resume and main:
             ckpt.remove_partial(self.out)
-        resume_from = ckpt.latest_checkpoint(self.out) if resume else None
+        resume_from = self._resume_point() if resume else None
         self.hm, self.start_step, state = self._build(resume_from)
+        if resume and main:                         # metrics logged past the checkpoint are redone: drop them
+            for name in ("metrics.jsonl", "eval.jsonl"):
+                ckpt.cut_jsonl(self.out / name, self.start_step)
         self.policy = Policy(self.hm.model, self.hm.gate, self.hybrid, cfg.top_k, cfg.temperature)
         self.groups = param_groups(self.hm.model, self.hm.gate, cfg, self.hybrid)
         self.params = [p for g in self.groups for p in g["params"]]
@@ -150,6 +168,25 @@ class Trainer:
             ckpt.set_rng_state(state["rng"])
         self.ddp = self.acc.prepare(self.policy)
         self.tb = self._tensorboard()
+
+    def _resume_point(self):
+        """The newest checkpoint that loads (saying which damaged ones it skipped), checked against cfg."""
+        say = print if self.acc.is_main_process else (lambda *_: None)
+        path = ckpt.resumable_checkpoint(self.out, self.hybrid, say=say)
+        if path is None:
+            say(f"no checkpoint in {self.out}, starting fresh")
+            return None
+        if self.acc.is_main_process:             # damaged newer ones move aside (kept for inspection)
+            for newer in [p for p in (self.out / "checkpoints").glob("step-*") if p.name > path.name]:
+                os.replace(newer, newer.with_name(f"damaged-{newer.name}-{int(time.time())}"))
+        meta = ckpt.read_config(path)
+        old = {**meta["train"], "mode": meta["mode"]}
+        diff = [f"{k}={getattr(self.cfg, k)!r} (the run has {old[k]!r})" for k in SHAPE_FIELDS
+                if k in old and old[k] != getattr(self.cfg, k)]
+        if diff:
+            raise TrainingError(f"cannot resume {path} with {', '.join(diff)}: these fields fix the trained "
+                                "weights; resume with the run's values or start a new --out")
+        return path
 
     def _build(self, resume_from):
         from peft import LoraConfig, get_peft_model
@@ -191,7 +228,9 @@ class Trainer:
         cfg, hm = self.cfg, self.hm
         prompts = [hm.encode(p.question) for p in problems for _ in range(cfg.group_size)]
         seed = derived_seed(cfg.seed, step, self.acc.process_index, micro)
-        dec = Decoder(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)
+        from .fastpath import StaticDecoder, static_wanted   # CUDA-graph decode on a GPU (HRPO_STATIC_DECODE)
+        make = StaticDecoder if static_wanted(hm.device, getattr(cfg, "static_decode", None)) else Decoder
+        dec = make(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)
         with torch.no_grad():
             traces = dec.run()
         scores = [score(p.kind, t.text, p.answer) for p, t in zip([p for p in problems for _ in range(cfg.group_size)], traces)]
@@ -221,7 +260,7 @@ class Trainer:
             mb, st = self._rollouts(step, micro, problems[first:first + B])
             micro_batches.append(mb)
             stats.append(st)
-        drift, kl, losses, grad_norm, skipped = 0.0, 0.0, [], 0.0, 0
+        drift, kl, losses, grad_norm, skipped, gaps = 0.0, 0.0, [], 0.0, 0, []
         for it in range(cfg.num_iterations):
             for i, mb in enumerate(micro_batches):
                 sync = contextlib.nullcontext() if i == len(micro_batches) - 1 else acc.no_sync(self.ddp)
@@ -230,9 +269,11 @@ class Trainer:
                     if it == 0:
                         mb["old"] = logp.detach()
                         valid = mb["batch"].valid
-                        drift = max(drift, (mb["old"] - mb["batch"].logprobs)[valid].abs().max().item())
+                        gaps.append((mb["old"] - mb["batch"].logprobs)[valid].abs())
+                        drift = max(drift, gaps[-1].max().item())
+                        mb["tis"] = tis_weights(mb["old"], mb["batch"].logprobs, cfg.tis_cap)
                     loss, ls = policy_loss(logp, mb["old"], mb["ref"], mb["adv"], mb["batch"].valid,
-                                           cfg.beta, cfg.epsilon)
+                                           cfg.beta, cfg.epsilon, is_weight=mb["tis"])
                     acc.backward(loss / cfg.grad_accum)
                 losses.append(loss.item())
                 kl = ls["kl"] if it == 0 else kl
@@ -248,7 +289,8 @@ class Trainer:
         seconds = sum(s["rollout_seconds"] for s in stats)
         local = {k: sum(s[k] for s in stats) / len(stats) for k in
                  ("reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS)}
-        local.update(kl=kl, loss=sum(losses) / len(losses), rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
+        local.update(kl=kl, loss=sum(losses) / len(losses), logprob_drift_median=torch.cat(gaps).median().item(),
+                     rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
                    "skipped_updates": skipped, "rollout_seconds": seconds, "step_seconds": time.perf_counter() - t0}

@@ -1,12 +1,28 @@
-"""Shared fixtures: the real embedded model and the tiny random llama, loaded once per session."""
+"""Shared fixtures: the real embedded model and the tiny random llama, loaded once per session.
+
+The suite's state goes to one temporary directory per session, never into the checkout's runs/ or
+the user's ~/.cache/hrpo: HRPO_RUNS (the app's job.json and runs) and HRPO_CACHE (converted models)
+point there, and every subprocess inherits them.  The user's converted embedded model, when present,
+is linked in to save a conversion (nothing ever writes into a cached model directory)."""
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+USER_CACHE = Path(os.environ.get("HRPO_CACHE") or Path.home() / ".cache" / "hrpo")
+STATE = Path(tempfile.mkdtemp(prefix="hrpo-tests-"))
+atexit.register(shutil.rmtree, STATE, True)
+os.environ["HRPO_RUNS"] = str(STATE / "runs")
+os.environ["HRPO_CACHE"] = str(STATE / "cache")
+(STATE / "cache" / "models").mkdir(parents=True)
+if (USER_CACHE / "models" / "smollm2-135m-instruct" / "config.json").is_file():
+    (STATE / "cache" / "models" / "smollm2-135m-instruct").symlink_to(USER_CACHE / "models" / "smollm2-135m-instruct")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

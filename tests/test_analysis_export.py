@@ -55,3 +55,22 @@ def test_json_round_trip_real_traces(tiny, keep):
 def test_bad_inputs(bad, exc):
     with pytest.raises(exc):
         (traces_from_json if bad.startswith("{") else traces_from_csv)(bad)
+
+
+def test_effective_vocabulary_in_steps_csv_json_and_generate_json(tiny):
+    """eff_vocab = 1 / sum(p^2): between 1 and k, exact against the kept top-k probabilities."""
+    from hrpo.cli import trace_json
+    tr = rollout(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, top_k=5, seed=1), keep_states=True)[0]
+    for s, p in zip(tr.steps, tr.top_probs):
+        assert 1.0 <= s.eff_vocab <= 5.0 + 1e-4
+        assert s.eff_vocab == pytest.approx(1.0 / float((p.double() ** 2).sum()), rel=1e-4)
+    assert "eff_vocab" in traces_frame([tr]).columns
+    assert json.loads(traces_to_json([tr]))[0]["steps"][0]["eff_vocab"] == tr.steps[0].eff_vocab
+    assert [st["eff_vocab"] for st in trace_json(tiny, tr, "tiny-random", "q")["steps"]] == \
+        [s.eff_vocab for s in tr.steps]
+
+
+def test_csv_without_eff_vocab_still_reads():
+    old = traces_frame(handmade()).drop(columns=["eff_vocab"]).to_csv(index=False)
+    back = traces_from_csv(old)
+    assert [s.eff_vocab for s in back[0].steps] == [0.0] * 9

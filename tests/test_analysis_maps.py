@@ -47,9 +47,30 @@ def test_map_needs_latents(tiny):
 @pytest.mark.parametrize("color", ["step", "hidden_ratio"])
 def test_map_figure(tiny, trace, color):
     fig = map_figure(trace_map(tiny, trace, k=1, method="pca"), color)
-    assert [t.name for t in fig.data] == ["tokens", "latents"] and "pca" in fig.layout.title.text
+    names = [t.name for t in fig.data]
+    assert names[0] == "tokens" and names[-1] == "latents" and "pca" in fig.layout.title.text
+    assert names[1:-1] == ["path"] * 5                          # one segment per step, fading in
+    alphas = [float(t.line.color.split(",")[-1].rstrip(")")) for t in fig.data[1:-1]]
+    assert alphas == sorted(alphas) and alphas[0] < alphas[-1]
+    off = map_figure(trace_map(tiny, trace, k=1, method="pca"), color, path="off")
+    assert [t.name for t in off.data] == ["tokens", "latents"]
+
+
+def test_clusters_are_labelled_by_nearest_token(tiny, trace):
+    from analysis.maps import cluster_labels
+    frame = trace_map(tiny, trace, k=1, method="pca")
+    lat = frame[frame.kind == "latent"]
+    assert (lat["nearest"] != "").all() and (frame[frame.kind == "token"]["nearest"] == "").all()
+    groups = cluster_labels(lat)
+    assert groups["n"].sum() == 6 and groups["n"].is_monotonic_decreasing
+    first = groups.iloc[0]
+    assert first["label"].endswith(f"×{first['n']}")
+    texts = [a.text for a in map_figure(frame, "step", path="off").layout.annotations]
+    assert len(texts) == len(groups)
 
 
 def test_map_figure_bad_colour(tiny, trace):
     with pytest.raises(ValueError):
         map_figure(trace_map(tiny, trace, k=1, method="pca"), "token")
+    with pytest.raises(ValueError, match="path"):
+        map_figure(trace_map(tiny, trace, k=1, method="pca"), "step", path="arrows")

@@ -53,3 +53,14 @@ def test_figures_from_empty_frames(fn, frame, _):
 def test_length_figure_kind():
     with pytest.raises(ValueError, match="box or violin"):
         plots.length_figure(TABLE, "bars")
+
+
+def test_live_step_figure_has_four_series_and_an_empty_hint():
+    steps = [Step(i, f"t{i}", i, True, 0.9, 0.43, -0.1, 0.2, 3.0 + i) for i in range(4)]
+    fig = plots.live_step_figure(steps)
+    assert [t.name for t in fig.data] == ["gate a (mean over H)", "hidden ratio √(1-a²)", "entropy (nats)",
+                                          "effective vocabulary 1/Σp²"]
+    assert list(fig.data[3].y) == [3.0, 4.0, 5.0, 6.0] and list(fig.data[0].x) == [0, 1, 2, 3]
+    empty = plots.live_step_figure([])
+    assert not empty.data and "Run a prompt" in empty.layout.annotations[0].text
+    assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False

@@ -2,9 +2,11 @@
 import dataclasses
 
 import pytest
+import torch
 
 from analysis.plots import divergence_figure
-from analysis.replay import COLUMNS, decode_and_sweep, divergence, first_difference, force_from, replay
+from analysis.replay import (COLUMNS, decode_and_sweep, divergence, divergence_html, first_difference, force_from,
+                             replay)
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Trace, rollout
 
@@ -71,3 +73,34 @@ def test_mixing_off_from_zero_equals_plain_decoding(embedded):
     assert new.token_ids == plain.token_ids and new.text == plain.text
     assert all(s.gate_a == 1.0 and s.hidden_ratio == 0.0 for s in new.steps)
     assert [s.logprob for s in new.steps] == pytest.approx([s.logprob for s in plain.steps], abs=1e-5)
+
+
+def test_latent_scale_zero_equals_latent_dropped(tiny):
+    """scale 0 from step k: the gate keeps its learned a but mixes a zero latent (a * e); scale 1 is identical."""
+    cfg = RolloutConfig(max_new_tokens=8, greedy=True)
+    orig = rollout(tiny, ["What is 2 + 3?"], cfg, keep_states=True)[0]
+    same, d1 = replay(tiny, orig, cfg, k=0, scale=1.0)
+    assert same.token_ids == orig.token_ids and d1["first_diff"] is None and d1["a"] is None and d1["scale"] == 1.0
+    zero, d0 = replay(tiny, orig, cfg, k=3, scale=0.0, keep_states=True)
+    assert d0["scale"] == 0.0 and (d0["first_diff"] is None or d0["first_diff"] >= 3)
+    assert [s.gate_a for s in zero.steps[:3]] == [s.gate_a for s in orig.steps[:3]]
+    th = [i for i, s in enumerate(zero.steps) if s.thinking and i >= 3]
+    if th:                                        # the mixed input is exactly a * e where the latent is scaled away
+        i = th[0]
+        e = tiny.embeddings[zero.token_ids[i]].float()
+        a, _ = tiny.gate.gates(e)
+        assert torch.allclose(zero.inputs[i], (a * e).to(tiny.embeddings.dtype).float(), atol=1e-5)
+
+
+def test_latent_only_gate_and_divergence_html(tiny):
+    cfg = RolloutConfig(max_new_tokens=8, greedy=True)
+    orig = rollout(tiny, ["What is 2 + 3?"], cfg)[0]
+    new, d = replay(tiny, orig, cfg, k=1, a=0.0)
+    assert d["a"] == 0.0 and all(s.gate_a == 0.0 for s in new.steps[1:] if s.thinking)
+    page = divergence_html(orig, new, d["first_diff"])
+    assert "original" in page and "replay" in page
+    assert ("identical" in page) == (d["first_diff"] is None)
+    if d["first_diff"] is not None:
+        assert f"diverges at step {d['first_diff']}" in page and "diff-green" in page
+    with pytest.raises(ValueError, match="scale"):
+        replay(tiny, orig, cfg, k=0, scale=-1.0)

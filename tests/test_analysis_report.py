@@ -76,3 +76,33 @@ def test_render_html_is_pure():
                        {"task": "t"})
     assert page.startswith("<!DOCTYPE html>") and "T &lt;1&gt;" in page and "1.235" in page
     assert page.count("<h2>") == 3
+
+
+def test_latent_ablation_columns(tmp_path):
+    """--ablation: each hybrid model decoded again with a = 1 from step 0; summary gains the three columns."""
+    out = tmp_path / "abl"
+    assert main(["compare", "--models", "tiny-random", "--task", "mgsm:en", "--limit", "2", "--max-new-tokens", "6",
+                 "--map", "pca", "--ablation", "--no-hybrid", "--out", str(out)]) == 0
+    s = pd.read_csv(out / "summary.csv")
+    assert {"accuracy_a1", "mean_len_a1", "accuracy_drop"} <= set(s.columns) and s["accuracy_a1"].isna().all()
+    from analysis.report import run_compare
+    from hrpo.config import RolloutConfig
+    tables, meta = run_compare(["tiny-random"], "mgsm:en", 2, RolloutConfig(max_new_tokens=6, greedy=True),
+                               map_method="pca", ablation=True)
+    row = tables["summary"].iloc[0]
+    assert row["mean_len_a1"] == 6 and row["accuracy_drop"] == row["accuracy"] - row["accuracy_a1"]
+    assert meta["latent ablation"] is True
+
+
+@pytest.mark.parametrize("rewards, ablated, drop", [([1, 1], [1, 0], 0.5), ([0, 0], [1, 1], -1.0), ([1, 0], None, None)])
+def test_ablation_row(rewards, ablated, drop):
+    from types import SimpleNamespace as NS
+    from analysis.report import ablation_row
+    probs = [NS(kind="math", answer="1", question="q")] * len(rewards)
+    tr = lambda ok: NS(text="#### 1" if ok else "#### 2", answer="1" if ok else "2", token_ids=[0] * 3,  # noqa: E731
+                       steps=[])
+    row = ablation_row(probs, [tr(r) for r in rewards], None if ablated is None else [tr(r) for r in ablated])
+    if drop is None:
+        assert all(v != v for v in row.values())           # NaN: not a hybrid decode
+    else:
+        assert row["accuracy_drop"] == pytest.approx(drop) and row["mean_len_a1"] == 3

@@ -1,9 +1,11 @@
 """Every callback path of the app through gradio_client, against `python app.py` on localhost."""
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -24,7 +26,7 @@ def start_app(log_path, **env_extra):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env_extra}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
                             cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 90
+    deadline = time.time() + 180                       # imports alone take ~35 s on a busy 2-core machine
     while time.time() < deadline:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -32,7 +34,7 @@ def start_app(log_path, **env_extra):
         except OSError:
             time.sleep(0.5)
     proc.kill()
-    pytest.fail("the app did not start within 90 s")
+    pytest.fail("the app did not start within 180 s")
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +57,26 @@ def test_streamed_generation_export_and_replay(app_url):
     assert tokens_html.count("class='tok'") == 12 and "hidden ratio" in tokens_html
     assert chart is not None and len(table["data"]) == 12
     assert table["headers"][:2] == ["step", "token"] and "done: 12 tokens" in status
+    assert "eff. vocab 1/Σp²" in table["headers"]
+    assert "effective vocabulary 1/Σp²" in [t["name"] for t in json.loads(chart["plot"])["data"]]
+    ev = table["headers"].index("eff. vocab 1/Σp²")
+    assert all(1.0 <= row[ev] <= 50.0 for row in table["data"])          # 1/sum(p^2) of a top-50 distribution
     json_path, csv_path = client.predict(api_name="/export")
     assert json_path.endswith("trace.json") and open(csv_path).read().startswith("trace")
-    summary, orig, new = client.predict("tiny-random", 4, 12, 0.5, 50, 0, True, True, api_name="/replay")
-    assert "Replay without latents from step 4" in summary and orig
-    fig = client.predict("tiny-random", "hidden_ratio", api_name="/latent_map")
-    assert fig["type"] == "plotly"
+    assert "eff_vocab" in open(csv_path).readline()
+    summary, diff, orig, new = client.predict("tiny-random", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
+                                              api_name="/replay")
+    assert "Replay from step 4 with the gate forced to a = 1" in summary and orig and "original" in diff
+    summary, diff, _, _ = client.predict("tiny-random", 2, "force gate a", 0.0, 0.0, 12, 0.5, 50, 0, True, True,
+                                         api_name="/replay")
+    assert "a = 0" in summary and ("identical" in diff or "diverges at step" in diff)
+    summary, _, _, _ = client.predict("tiny-random", 0, "scale the latent", 1.0, 2.5, 12, 0.5, 50, 0, True, True,
+                                      api_name="/replay")
+    assert "the latent scaled ×2.5" in summary
+    fig = client.predict("tiny-random", "hidden_ratio", "fading", api_name="/latent_map")
+    assert fig["type"] == "plotly" and '"path"' in fig["plot"]
+    fig = client.predict("tiny-random", "step", "off", api_name="/latent_map")
+    assert '"path"' not in fig["plot"] and "×" in fig["plot"]          # cluster labels: 'token' ×n
 
 
 def test_bad_input_is_one_clear_message(app_url):
@@ -77,10 +93,14 @@ def test_bad_input_is_one_clear_message(app_url):
 
 def test_compare(app_url):
     client = gradio_client.Client(app_url, verbose=False)
-    lens, acc, scripts, summary, texts = client.predict(["tiny-random", "tiny-random"], "mgsm:en", 2, 16, True,
+    lens, acc, scripts, summary, texts = client.predict(["tiny-random", "tiny-random"], "mgsm:en", 2, 16, True, False,
                                                         api_name="/compare")
     assert lens["type"] == "plotly" and acc["type"] == "plotly" and scripts["type"] == "plotly"
-    assert len(summary["data"]) == 2 and len(texts["data"]) == 2
+    assert len(summary["data"]) == 1 and len(texts["data"]) == 2       # the same spec twice is decoded once
+    *_, summary, _ = client.predict(["tiny-random"], "mgsm:en", 2, 16, True, True, api_name="/compare")
+    cols = summary["headers"]
+    assert {"accuracy_a1", "mean_len_a1", "accuracy_drop"} <= set(cols)
+    assert summary["data"][0][cols.index("mean_len_a1")] == 16
 
 
 def test_training_start_status_stop(app_url):
@@ -101,8 +121,6 @@ def test_training_start_status_stop(app_url):
         time.sleep(1)
     final = client.predict(api_name="/train_status")[0]
     assert "stopped" in final
-    import shutil
-    shutil.rmtree(ROOT / "runs" / "apptest", ignore_errors=True)
 
 
 def test_hosted_mode_limits(tmp_path):
@@ -117,6 +135,68 @@ def test_hosted_mode_limits(tmp_path):
             client.predict("default", "hi", 12, 0.5, 50, 0, True, True, api_name="/generate")
         with pytest.raises(Exception, match="training is switched off"):
             client.predict("tiny-random", "arith", "hrpo", 5, 2, 1, 1e-3, 6, "x", api_name="/train_start")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def write_metrics(run, mode, hidden, config="train_config.json"):
+    run.mkdir(parents=True)
+    (run / config).write_text(json.dumps({"mode": mode}))
+    rows = [{"step": s, "reward_mean": s / 10, "accuracy": s / 10, "completion_len_mean": 40 - s, "kl": s / 1000,
+             "hidden_ratio_mean": hidden, "hidden_ratio_p10": hidden / 2, "hidden_ratio_p90": hidden * 2}
+            for s in range(1, 6)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def components(url) -> dict:
+    """{elem_id or label: props} of the page's components, from gradio's /config."""
+    cfg = json.load(urllib.request.urlopen(url + "config", timeout=30))
+    return {c["props"].get("elem_id") or c["props"].get("label"): c["props"] for c in cfg["components"]}
+
+
+def test_opens_on_hrpo_gradio_port_and_training_dynamics(tmp_path):
+    """Without HRPO_MODEL: Live opens on the shipped HRPO checkpoint, Compare pre-selects base/GRPO/HRPO,
+    tiny-random is not offered; GRADIO_SERVER_PORT alone picks the port; the dynamics view draws runs'
+    metrics.jsonl (HRPO and GRPO overlaid) and follows a run as its file grows."""
+    runs = tmp_path / "runs"
+    write_metrics(runs / "h", "hrpo", 0.1)
+    write_metrics(runs / "g", "grpo", 0.0)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("HRPO_MODEL", "PORT", "HOST")}
+    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), GRADIO_SERVER_PORT=str(port), HRPO_RUNS=str(runs))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                            stdout=open(tmp_path / "log", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "log").read_text()
+                time.sleep(0.5)
+        comp = components(url)
+        assert comp["model"]["value"] == "checkpoints/smollm2-arith-hrpo"
+        offered = [c[0] if isinstance(c, (list, tuple)) else c for c in comp["model"]["choices"]]
+        assert "tiny-random" not in offered and "default" in offered
+        assert comp["cmp-models"]["value"] == ["default", "checkpoints/smollm2-arith-grpo",
+                                               "checkpoints/smollm2-arith-hrpo"]
+        assert {"runs/h", "runs/g"} <= {c[0] if isinstance(c, (list, tuple)) else c for c in comp["dyn-runs"]["choices"]}
+        client = gradio_client.Client(url, verbose=False)
+        fig, note = client.predict(["runs/h", "runs/g"], 1, api_name="/dynamics")
+        plot = json.loads(fig["plot"])
+        names = {t.get("name") for t in plot["data"]}
+        assert {"runs/h (HRPO)", "runs/g (GRPO)", "runs/h (HRPO) p10-p90"} <= names
+        assert "2 of" in note and "runs shown" in note
+        with open(runs / "h" / "metrics.jsonl", "a") as f:               # the run goes on: the curve grows
+            f.write(json.dumps({"step": 6, "reward_mean": 0.9, "hidden_ratio_mean": 0.2}) + "\n")
+        fig, _ = client.predict(["runs/h"], 1, api_name="/dynamics")
+        line = next(t for t in json.loads(fig["plot"])["data"] if t.get("name") == "runs/h (HRPO)")
+        assert list(line["x"]) == [1, 2, 3, 4, 5, 6]
+        fig, note = client.predict([], 1, api_name="/dynamics")
+        assert "No runs with metrics selected" in fig["plot"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

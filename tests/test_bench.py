@@ -8,13 +8,27 @@ from hrpo.config import RolloutConfig
 
 def test_bench_rollout_cli_reports_every_contender_with_ratios():
     res = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--batch", "2", "--prompt-len", "8",
-                  "--new", "6", "--json")
+                  "--new", "6", "--dtype", "float32", "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout)
     assert [r["name"] for r in out["rows"]] == ["generate", "reference", "plain", "hybrid"]
     for r in out["rows"]:
         assert r["tokens_per_s"] > 0 and r["peak_mb"] > 0 and r["vs_generate"] > 0 and r["vs_reference"] > 0
+        assert r["dtype"] == "float32" and r["vs_float32"] == 1.0
     assert out["batch"] == 2 and out["new"] == 6
+
+
+def test_bench_rollout_runs_every_contender_in_each_dtype():
+    res = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--batch", "2", "--prompt-len", "8",
+                  "--new", "4", "--dtypes", "float32,bfloat16", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout)["rows"]
+    names = ["generate", "reference", "plain", "hybrid"]
+    assert [(r["name"], r["dtype"]) for r in rows] == [(n, d) for d in ("float32", "bfloat16") for n in names]
+    for r in rows:
+        assert r["tokens_per_s"] > 0 and r["vs_generate"] > 0 and r["vs_float32"] > 0
+    bad = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--dtypes", "float32,fp8")
+    assert bad.returncode == 2 and "fp8" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_reference_loop_and_generate_write_every_requested_token(tiny):
@@ -26,10 +40,13 @@ def test_reference_loop_and_generate_write_every_requested_token(tiny):
     assert bench.generate_baseline(tiny, prompts, cfg) == 12
 
 
-def test_bench_train_compares_modes():
-    rows = bench.bench_train("tiny-random", steps=1, group_size=2, batch_prompts=1, new=4, device="cpu")
-    assert [r["name"] for r in rows] == ["grpo", "hrpo"]
-    assert all(r["step_seconds"] > 0 and 0 < r["rollout_share"] < 1 for r in rows)
+def test_bench_train_compares_modes_in_each_dtype(tmp_path):
+    rows = bench.bench_train("tiny-random", steps=1, group_size=2, batch_prompts=1, new=4, device="cpu",
+                             out=str(tmp_path), dtypes=("float32", "bfloat16"), lora_rank=2)
+    assert [(r["name"], r["dtype"]) for r in rows] == [("grpo", "float32"), ("hrpo", "float32"),
+                                                       ("grpo", "bfloat16"), ("hrpo", "bfloat16")]
+    assert all(r["step_seconds"] > 0 and 0 < r["rollout_share"] < 1 and r["vs_float32"] > 0 for r in rows)
+    assert all(r["logprob_drift"] <= 1e-3 for r in rows if r["dtype"] == "float32")
 
 
 def test_shape_models_have_the_real_shapes():

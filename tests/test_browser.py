@@ -1,6 +1,14 @@
-"""End to end in real headless Chromium (Debian's package, driven by Playwright for Python):
-load the page, run a prompt on the embedded model, wait for streamed tokens and the gate chart,
-save a screenshot (docs/live.png when HRPO_SCREENSHOT is set, else a temp file)."""
+"""End to end in real headless Chromium (Debian's package, driven by Playwright for Python), every tab
+as a new user meets it, each step asserted on what the page shows:
+  Live: opens on the shipped HRPO checkpoint with a one-line hint in the empty chart; run a prompt,
+        streamed tokens, the gate / entropy / effective-vocabulary chart; select a step (details, and it
+        becomes step k); a gate counterfactual replay from it (summary and the side-by-side diff)
+  Latent map: hint, then the map of the trace with its path and nearest-token cluster labels
+  Compare: base, GRPO and HRPO pre-selected, 2 problems: summary rows and completions per model
+  Training dynamics: the shipped checkpoints' curves (or the hint that they have no metrics.jsonl yet)
+        and a run's curves drawn from its metrics.jsonl
+A screenshot of the Live tab goes to docs/live.png when HRPO_SCREENSHOT is set, else to a temp file."""
+import json
 import os
 import shutil
 
@@ -8,31 +16,105 @@ from conftest import ROOT
 from test_app import start_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+HRPO = "checkpoints/smollm2-arith-hrpo"
 
 
-def test_live_tab_in_chromium(tmp_path):
+def launch(p):
+    return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"])
+
+
+def wait_text(page, selector, text, timeout=300000):
+    page.wait_for_function("([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t); }",
+                           arg=[selector, text], timeout=timeout)
+
+
+def set_slider(page, elem_id, value):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_all_tabs_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
     assert os.path.exists(CHROMIUM), "Debian's chromium is required (.ci/run installs it)"
-    app, url = start_app(tmp_path / "app.log", HRPO_MODEL="default")
+    runs = tmp_path / "runs" / "study-hrpo"                      # a run with metrics for the dynamics tab
+    runs.mkdir(parents=True)
+    (runs / "train_config.json").write_text(json.dumps({"mode": "hrpo"}))
+    (runs / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": s, "reward_mean": s / 10, "accuracy": s / 10, "completion_len_mean": 30 + s, "kl": s / 1e3,
+         "hidden_ratio_mean": 0.1 + s / 100, "hidden_ratio_p10": 0.05, "hidden_ratio_p90": 0.2}) + "\n"
+        for s in range(1, 9)))
+    env = {k: v for k, v in os.environ.items() if k != "HRPO_MODEL"}
+    os.environ.pop("HRPO_MODEL", None)
+    app, url = start_app(tmp_path / "app.log", HRPO_RUNS=str(tmp_path / "runs"))
+    os.environ.clear()
+    os.environ.update(env)
     shot = ROOT / "docs" / "live.png" if os.environ.get("HRPO_SCREENSHOT") else tmp_path / "live.png"
+    shipped_metrics = (ROOT / HRPO / "metrics.jsonl").is_file()
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync"])
+            browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto(url, timeout=30000)
             page.wait_for_selector("#run", timeout=30000)
+            # Live: opens on the star, empty chart is a hint
+            assert page.locator("#model input").input_value() == HRPO
+            wait_text(page, "#gate-chart", "Run a prompt to see", 30000)
             page.locator("#prompt textarea").fill("Tom has 12 marbles. He buys 7 more. How many marbles does he have?")
             page.click("#run")
-            page.wait_for_function("document.querySelectorAll('#tokens .tok').length >= 8", timeout=180000)
-            page.wait_for_selector("#gate-chart .js-plotly-plot", timeout=180000)
-            page.wait_for_function("document.querySelector('#run-status').innerText.includes('done')", timeout=300000)
-            n = page.locator("#tokens .tok").count()
-            assert n >= 8
-            assert "hidden ratio" in page.locator("#tokens").inner_text()
+            page.wait_for_function("document.querySelectorAll('#tokens .tok').length >= 8", timeout=300000)
+            wait_text(page, "#run-status", "done")
+            assert page.locator("#tokens .tok").count() >= 8 and "hidden ratio" in page.locator("#tokens").inner_text()
+            wait_text(page, "#gate-chart", "effective vocabulary 1/Σp²", 30000)
             shot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shot), full_page=False)
+            # select step 2: its details, and it becomes step k
+            page.locator('#steps [data-testid="cell-2-1"]').click()
+            wait_text(page, "#step-details", "Step 2", 120000)
+            assert "effective vocabulary" in page.locator("#step-details").inner_text()
+            assert page.locator("#cf-k input").input_value() == "2"
+            page.click("#replay")
+            wait_text(page, "#replay-summary", "Replay from step 2 with the gate forced to a = 1", 300000)
+            diff = page.locator("#replay-diff").inner_text()
+            assert "original" in diff and "replay" in diff and ("identical" in diff or "diverges at step" in diff)
+            # Latent map
+            page.get_by_role("tab", name="Latent map").click()
+            wait_text(page, "#map-plot", "Run a prompt on the Live tab", 30000)
+            page.click("#map-btn")
+            wait_text(page, "#map-plot", "Latent map (", 300000)                 # title with the method
+            assert "latents" in page.locator("#map-plot").inner_text()            # the legend
+            assert "×" in page.locator("#map-plot").inner_text()          # nearest-token cluster labels
+            # Compare: base, GRPO, HRPO pre-selected; 2 problems
+            page.get_by_role("tab", name="Compare").click()
+            checked = page.locator("#cmp-models input[type=checkbox]:checked")
+            assert checked.count() == 3
+            wait_text(page, "#cmp-len", "Pick models and a task", 30000)
+            set_slider(page, "cmp-limit", 2)
+            set_slider(page, "cmp-new", 48)
+            assert page.locator("#cmp-limit input[type=number]").input_value() == "2"
+            page.click("#cmp-btn")
+            try:
+                wait_text(page, "#cmp-summary", HRPO, 900000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+                raise AssertionError("compare did not finish: " + page.locator("body").inner_text()[-1500:])
+            summary = page.locator("#cmp-summary").inner_text()
+            assert "checkpoints/smollm2-arith-grpo" in summary and "default" in summary
+            assert "Completion length" in page.locator("#cmp-len").inner_text()
+            # Training dynamics
+            page.get_by_role("tab", name="Training dynamics").click()
+            if shipped_metrics:
+                wait_text(page, "#dyn-plot", f"{HRPO} (HRPO)", 60000)
+            else:
+                wait_text(page, "#dyn-note", "carry no metrics.jsonl yet", 60000)
+            box = page.locator("#dyn-runs label", has_text="runs/study-hrpo").locator("input")
+            if not box.is_checked():                    # pre-selected when no shipped checkpoint has metrics
+                box.check()
+            wait_text(page, "#dyn-plot", "runs/study-hrpo (HRPO)", 60000)
+            text = page.locator("#dyn-plot").inner_text()
+            assert "Hidden ratio" in text and "KL to the reference" in text and "Completion length" in text
             browser.close()
     finally:
         app.terminate()

@@ -9,13 +9,15 @@ def test_generate_json_schema():
                   "--max-new-tokens", "8", "--seed", "1", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert set(out) == {"model", "prompt", "completion", "answer", "num_tokens", "hybrid", "token_ids", "steps"}
+    assert set(out) == {"model", "prompt", "completion", "answer", "num_tokens", "hybrid", "token_ids", "dtype",
+                        "device", "steps"}
     assert out["model"] == "tiny-random" and out["prompt"] == "What is 2+2?" and out["hybrid"] is True
+    assert out["device"] == "cpu" and out["dtype"] in ("float32", "bfloat16")
     assert out["num_tokens"] == len(out["token_ids"]) == len(out["steps"]) == 8
     assert out["answer"] is None or isinstance(out["answer"], str)
     for i, s in enumerate(out["steps"]):
         assert set(s) == {"index", "token", "token_id", "thinking", "gate_a", "hidden_ratio", "logprob",
-                          "entropy", "nearest"}
+                          "entropy", "eff_vocab", "nearest"}
         assert s["index"] == i and s["token_id"] == out["token_ids"][i]
         assert 0 < s["gate_a"] <= 1 and 0 <= s["hidden_ratio"] < 1 and s["logprob"] <= 0
         if s["thinking"]:
@@ -27,9 +29,9 @@ def test_generate_json_schema():
 
 def test_generate_json_without_hybrid_and_raw():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "2+2=", "--raw", "--no-hybrid",
-                  "--greedy", "--max-new-tokens", "4", "--json")
+                  "--greedy", "--max-new-tokens", "4", "--dtype", "bfloat16", "--json")
     out = json.loads(res.stdout)
-    assert out["hybrid"] is False
+    assert out["hybrid"] is False and out["dtype"] == "bfloat16" and out["device"] == "cpu"
     assert all(not s["thinking"] and s["gate_a"] == 1.0 and s["nearest"] == [] for s in out["steps"])
 
 

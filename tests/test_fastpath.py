@@ -1,6 +1,8 @@
 """The static-cache / CUDA-graph decode path (hrpo.fastpath), run eagerly on CPU: the marker automaton
 equals MarkerWatch, and StaticDecoder reproduces rollout.Decoder step for step (tokens, thinking flags,
-gate a, log-probs), including EOS stops and marker switches, with no capture attempted on CPU."""
+gate a, log-probs, effective vocabulary, kept latents), including EOS stops and marker switches, with no
+capture attempted on CPU; a trainer step with static rollouts packs the same batch as with eager ones.
+Run: nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python -m pytest -q -x tests/test_fastpath.py"""
 import dataclasses
 import random
 
@@ -42,6 +44,7 @@ def assert_same(eager, static, hybrid=True):
             assert t.hidden_ratio == pytest.approx(s.hidden_ratio, abs=1e-4)
             assert t.logprob == pytest.approx(s.logprob, abs=1e-4)
             assert t.entropy == pytest.approx(s.entropy, abs=1e-4)
+            assert t.eff_vocab == pytest.approx(s.eff_vocab, rel=1e-4)
             if not hybrid:
                 assert not t.thinking and t.gate_a == 1.0 and t.hidden_ratio == 0.0
 
@@ -148,3 +151,103 @@ def test_embedded_greedy_equals_eager(embedded):
     cfg = RolloutConfig(max_new_tokens=16, greedy=True)
     prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
     assert_same(Decoder(embedded, prompts, cfg).run(), StaticDecoder(embedded, prompts, cfg).run())
+
+
+def ragged(hm, n: int = 4) -> list[list[int]]:
+    """n prompts of different lengths (left padding differs per row), chat-templated."""
+    qs = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?",
+          "2 + 2?", "A train leaves at 3 pm and arrives at 7 pm. How many hours is the trip?"]
+    ids = [hm.encode(q) for q in qs[:n]]
+    assert len({len(i) for i in ids}) == len(ids)
+    return ids
+
+
+def assert_same_latents(eager, static):
+    for a, b in zip(eager, static, strict=True):
+        if a.latents is None:
+            assert b.latents is None
+            continue
+        assert b.latents.dtype == torch.float32 and b.latents.shape == a.latents.shape
+        assert a.latents.shape[0] == len(a.steps)
+        torch.testing.assert_close(b.latents, a.latents, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("greedy", [True, False])
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_training_rollouts_equal_eager_on_ragged_prompts(tiny, greedy, hybrid):
+    cfg = RolloutConfig(max_new_tokens=24, temperature=1.0, greedy=greedy, hybrid=hybrid, seed=3)
+    prompts = ragged(tiny)
+    first = Decoder(tiny, prompts, cfg).run()
+    hm = dataclasses.replace(tiny, eos_ids=frozenset({first[1].token_ids[5]}))      # row 1 stops early
+    eager = Decoder(hm, prompts, cfg, keep_latents=True).run()
+    static = StaticDecoder(hm, prompts, cfg, keep_latents=True).run()
+    assert_same(eager, static, hybrid)
+    assert_same_latents(eager, static)
+    assert static[1].finish == "eos" and len(static[1].token_ids) <= 6
+    assert (static[0].latents is not None) == hybrid
+    assert StaticDecoder(hm, prompts, cfg).run()[0].latents is None                  # only when asked for
+
+
+def test_embedded_sampled_training_rollouts_equal_eager(embedded):
+    cfg = RolloutConfig(max_new_tokens=16, temperature=0.5, top_k=50, seed=7)
+    prompts = ragged(embedded, 3)
+    eager = Decoder(embedded, prompts, cfg, keep_latents=True).run()
+    static = StaticDecoder(embedded, prompts, cfg, keep_latents=True).run()
+    assert_same(eager, static)
+    assert_same_latents(eager, static)
+
+
+def test_static_wanted(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.delenv("HRPO_STATIC_DECODE", raising=False)
+    assert fastpath.static_wanted(cuda) and not fastpath.static_wanted(cpu)
+    assert not fastpath.static_wanted(cuda, False) and fastpath.static_wanted(cpu, True)
+    for value, on_cpu, on_cuda in (("off", False, False), ("on", True, True), ("auto", False, True)):
+        monkeypatch.setenv("HRPO_STATIC_DECODE", value)
+        assert (fastpath.static_wanted(cpu), fastpath.static_wanted(cuda)) == (on_cpu, on_cuda)
+    monkeypatch.setenv("HRPO_STATIC_DECODE", "sometimes")
+    with pytest.raises(ValueError, match="HRPO_STATIC_DECODE"):
+        fastpath.static_wanted(cpu)
+
+
+@pytest.mark.parametrize("mode,dtype", [("hrpo", "float32"), ("grpo", "float32"), ("hrpo", "bfloat16")])
+def test_trainer_step_with_static_rollouts_packs_the_same_batch(tmp_path, monkeypatch, mode, dtype):
+    """bf16 too: both decoders run the model under models.low_precision, as teacher forcing does."""
+    from hrpo.config import TrainConfig
+    from hrpo.trainer import Trainer, problems_for_step
+    cfg = TrainConfig(model="tiny-random", mode=mode, group_size=2, batch_prompts=2, max_new_tokens=12, lora_rank=4,
+                      lora_alpha=8, temperature=1.0, device="cpu", dtype=dtype, out=str(tmp_path))
+    trainer = Trainer(cfg)
+    with torch.no_grad():                     # a policy away from its start: LoRA active, a ~ 0.6 (latents matter)
+        g = torch.Generator().manual_seed(0)
+        for name, p in trainer.hm.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        trainer.hm.gate.Lambda.fill_(2.0)
+    problems = problems_for_step(trainer.task.problems, 0, cfg.batch_prompts, cfg.seed)
+    made = []
+    monkeypatch.setattr(fastpath.StaticDecoder, "run", spy(fastpath.StaticDecoder.run, made))
+    batches = {}
+    for flag in ("off", "on"):
+        monkeypatch.setenv("HRPO_STATIC_DECODE", flag)
+        batches[flag], _ = trainer._rollouts(0, 0, problems)
+    assert len(made) == 1                                                    # "on" used the static decoder
+    a, b = batches["off"], batches["on"]
+    for name in ("ids", "mask", "positions", "completion", "valid", "thinking"):
+        assert torch.equal(getattr(a["batch"], name), getattr(b["batch"], name)), name
+    assert (a["batch"].latents is None) == (b["batch"].latents is None) == (mode == "grpo")
+    if mode == "hrpo":
+        assert a["batch"].thinking.any()
+        torch.testing.assert_close(b["batch"].latents, a["batch"].latents, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(b["batch"].logprobs, a["batch"].logprobs, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(b["ref"], a["ref"], atol=1e-5, rtol=1e-4)
+    assert torch.equal(a["adv"], b["adv"])
+    m = trainer.train_step(0)                                                # a whole step on static rollouts
+    assert len(made) == 2 and m["logprob_drift"] <= 1e-4 and m["rollout_tokens_per_s"] > 0
+
+
+def spy(fn, calls: list):
+    def wrapped(self, *a, **k):
+        calls.append(self)
+        return fn(self, *a, **k)
+    return wrapped

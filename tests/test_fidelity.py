@@ -86,3 +86,12 @@ def test_bf16_is_the_default_exactly_on_cpus_with_native_bf16(tmp_path):
     want = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
     assert pick_device_dtype("cpu", None)[1] == want
     assert pick_device_dtype("cpu", "float32")[1] == torch.float32
+
+
+def test_export_carries_the_runs_metrics_up_to_the_checkpoint(tmp_path):
+    from hrpo.checkpoint import export_checkpoint
+    run = tmp_path / "run"
+    Trainer(TrainConfig(**TINY, steps=3, save_every=2, keep_checkpoints=3, out=str(run))).train()
+    dst = export_checkpoint(run / "checkpoints" / "step-000002", tmp_path / "shipped")
+    steps = [json.loads(line)["step"] for line in (dst / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2] and not (dst / "trainer_state.pt").exists()

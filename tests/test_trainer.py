@@ -27,7 +27,7 @@ def trainable(trainer) -> dict:
 def test_hrpo_step_on_the_embedded_model(tmp_path):
     seen = []
     cfg = TrainConfig(model="default", task="arith", steps=1, group_size=2, batch_prompts=1, max_new_tokens=24,
-                      out=str(tmp_path), lr=1e-4, device="cpu", lora_rank=4, lora_alpha=8)
+                      out=str(tmp_path), lr=1e-4, device="cpu", lora_rank=4, lora_alpha=8, dtype="float32")
     trainer = Trainer(cfg, callback=seen.append)
     before = trainable(trainer)
     trainer.train()
@@ -41,6 +41,21 @@ def test_hrpo_step_on_the_embedded_model(tmp_path):
     after = trainable(trainer)
     changed = [n for n in before if not torch.equal(before[n], after[n])]
     assert any("lora_B" in n for n in changed) and "gate.Lambda" in changed and "gate.W_r.weight" in changed
+
+
+def test_bf16_training_stays_on_policy(tmp_path):
+    """bf16: the teacher-forced log-probs reproduce the rollout's (same eager attention path in both passes;
+    with SDPA they differed by up to ~0.6); adapters and gate keep fp32 weights, the loss is weighted by TIS."""
+    cfg = TrainConfig(model="default", task="arith", steps=2, group_size=4, batch_prompts=1, max_new_tokens=32,
+                      out=str(tmp_path), lr=1e-3, gate_lr=1e-2, lambda_lr=1e-2, device="cpu", lora_rank=4,
+                      lora_alpha=8, dtype="bfloat16")
+    trainer = Trainer(cfg)
+    assert trainer.hm.embeddings.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in trainer.params)               # LoRA, W_r, W_i, Lambda
+    ms = [trainer.train_step(s) for s in range(2)]                             # the 2nd after an update
+    for m in ms:
+        assert m["logprob_drift"] <= 1e-3 and m["logprob_drift_median"] <= 1e-4, m
+        assert m["grad_norm"] > 0
 
 
 def test_grpo_mode_has_no_mixing_and_saves_no_gate(tmp_path):

@@ -1,0 +1,151 @@
+"""Issue-10 study: held-out evaluation of base / GRPO / HRPO models and its bootstrap report.
+
+`run` evaluates each NAME=SPEC model (greedy, fp32, the checkpoints' own sampling settings) on each held-out
+set and keeps every row (one JSONL per model and set, skipped when already there, so it resumes); for hybrid
+models it also records the hidden ratio of thinking tokens by token type.  `report` prints accuracy with a
+95% bootstrap interval over problems and seeds (models named MODE-...-sSEED are pooled per MODE prefix given
+with --group), the paired HRPO - GRPO difference, lengths and hidden ratios, as Markdown.
+
+    python scripts/reworded_arith.py --n 300 --out runs/eval/reworded.jsonl
+    python scripts/study.py run --out runs/eval/study --limit 300 \
+        --sets arith:2,jsonl:runs/eval/reworded.jsonl base=default grpo-s0=runs/study-grpo-s0/checkpoints/step-000100 ...
+    python scripts/study.py report --out runs/eval/study --group base,grpo,hrpo-r0.95
+"""
+import argparse
+import json
+import random
+import re
+import sys
+import unicodedata
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def set_name(spec: str) -> str:
+    return Path(spec.split(":", 1)[1]).stem if spec.startswith("jsonl:") else spec.replace(":", "")
+
+
+def token_type(piece: str) -> str:
+    s = piece.strip()
+    if not s:
+        return "space/newline"
+    if s.isdigit():
+        return "digit"
+    if all(unicodedata.category(ch).startswith(("P", "S")) for ch in s):
+        return "symbol (#, =, +, -, ...)"
+    return "word"
+
+
+def gate_by_token_type(hm, problems, cfg) -> dict:
+    """Mean hidden ratio sqrt(1 - a^2) of thinking tokens, by token type, over greedy traces."""
+    from hrpo.rollout import Decoder
+    sums: dict = {}
+    for start in range(0, len(problems), 20):
+        for tr in Decoder(hm, [p.question for p in problems[start:start + 20]], cfg).run():
+            for s in tr.steps:
+                if s.thinking:
+                    n, tot = sums.get(token_type(s.token), (0, 0.0))
+                    sums[token_type(s.token)] = (n + 1, tot + s.hidden_ratio)
+    return {k: {"n": n, "hidden_ratio": tot / n} for k, (n, tot) in sorted(sums.items())}
+
+
+def cmd_run(args) -> None:
+    import torch
+    from hrpo.checkpoint import is_checkpoint, read_config
+    from hrpo.config import GateConfig, RolloutConfig
+    from hrpo.evaluate import evaluate
+    from hrpo.models import load_model
+    from hrpo.tasks import load_task
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {set_name(s): load_task(s, "test", limit=args.limit).problems for s in args.sets.split(",")}
+    for item in args.models:
+        name, spec = item.split("=", 1)
+        spec, _, r_min = spec.partition("@r")            # default@r0.95: the base with a fresh gate at r_min 0.95
+        hybrid = "-plain" not in name and "grpo" not in name
+        if all((out / f"{name}__{s}.jsonl").exists() for s in sets):
+            continue
+        torch.manual_seed(0)
+        hm = load_model(spec, device="cpu", dtype="float32",
+                        gate_config=GateConfig(r_min=float(r_min)) if r_min else None)
+        train = read_config(spec).get("train", {}) if is_checkpoint(Path(spec)) else {}
+        cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=train.get("temperature", 0.5),
+                            top_k=train.get("top_k", 50), greedy=True, hybrid=hybrid)
+        for s, problems in sets.items():
+            summary, rows = evaluate(hm, problems, cfg, batch_size=25)
+            (out / f"{name}__{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            with open(out / "summary.jsonl", "a", encoding="utf-8") as f:
+                f.write(json.dumps({"name": name, "spec": spec, "set": s, **summary}) + "\n")
+            print(name, s, json.dumps(summary), flush=True)
+        if hybrid:
+            types = gate_by_token_type(hm, next(iter(sets.values()))[:60], cfg)
+            (out / f"{name}__tokentypes.json").write_text(json.dumps(types, indent=1), encoding="utf-8")
+
+
+def load_rows(out: Path, name: str, s: str) -> list[dict]:
+    return [json.loads(line) for line in (out / f"{name}__{s}.jsonl").read_text().splitlines()]
+
+
+def bootstrap(acc: list[list[float]], n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean and 95% interval of acc[seed][problem], resampling problems and seeds."""
+    rng = random.Random(seed)
+    S, P = len(acc), len(acc[0])
+    mean = sum(map(sum, acc)) / (S * P)
+    stats = []
+    for _ in range(n_boot):
+        seeds = [rng.randrange(S) for _ in range(S)]
+        probs = [rng.randrange(P) for _ in range(P)]
+        stats.append(sum(acc[s][p] for s in seeds for p in probs) / (S * P))
+    stats.sort()
+    return mean, stats[int(0.025 * n_boot)], stats[int(0.975 * n_boot)]
+
+
+def cmd_report(args) -> None:
+    out = Path(args.out)
+    files = sorted(out.glob("*__*.jsonl"))
+    sets = sorted({f.stem.split("__")[1] for f in files})
+    names = sorted({f.stem.split("__")[0] for f in files})
+    groups = {g: [n for n in names if n == g or re.fullmatch(re.escape(g) + r"-s\d+", n)] for g in args.group.split(",")}
+    for s in sets:
+        print(f"\n#### {s}\n\n| model | seeds | accuracy (95% CI) | correct, any format | format | mean length | hidden ratio |")
+        print("|---|---|---|---|---|---|---|")
+        per = {}
+        for g, members in groups.items():
+            rows = [load_rows(out, n, s) for n in members if (out / f"{n}__{s}.jsonl").exists()]
+            if not rows:
+                continue
+            per[g] = [[r["reward"] for r in rs] for rs in rows]
+            m, lo, hi = bootstrap(per[g])
+            flat = [r for rs in rows for r in rs]
+            avg = lambda k: sum(float(r[k]) for r in flat) / len(flat)  # noqa: E731
+            print(f"| {g} | {len(rows)} | {m:.3f} ({lo:.3f}-{hi:.3f}) | {avg('correct'):.3f} | {avg('formatted'):.3f} "
+                  f"| {avg('num_tokens'):.1f} | {avg('hidden_ratio'):.4f} |")
+        gs = list(per)
+        for a, b in [(x, y) for x in gs for y in gs if x.startswith("hrpo") and y.startswith("grpo")]:
+            S = min(len(per[a]), len(per[b]))
+            diff = [[x - y for x, y in zip(per[a][i], per[b][i])] for i in range(S)]
+            m, lo, hi = bootstrap(diff)
+            print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, {S} seed(s)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(required=True)
+    r = sub.add_parser("run")
+    r.add_argument("models", nargs="+", help="NAME=SPEC (NAME ending -plain: no mixing; SPEC@rX: fresh gate r_min X)")
+    r.add_argument("--sets", default="arith:2")
+    r.add_argument("--limit", type=int, default=300)
+    r.add_argument("--max-new-tokens", type=int, default=128)
+    r.add_argument("--out", default="runs/eval/study")
+    r.set_defaults(func=cmd_run)
+    p = sub.add_parser("report")
+    p.add_argument("--out", default="runs/eval/study")
+    p.add_argument("--group", required=True, help="comma-separated model names or MODE prefixes pooled over -sN")
+    p.set_defaults(func=cmd_report)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
