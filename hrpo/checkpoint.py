@@ -313,6 +313,7 @@ def export_checkpoint(src, dst) -> Path:
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
     try:
+        tmp.chmod(0o755)                              # mkdtemp makes it private; an export is for sharing
         shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt", "README.md"))
         copy_run_metrics(src, tmp)
         if dst.exists():

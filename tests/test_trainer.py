@@ -96,7 +96,7 @@ def test_checkpoint_round_trip_through_load_model(tmp_path):
     res = run_cli("hrpo", "export", str(tmp_path), str(tmp_path / "shipped"))      # a run dir: its latest
     assert res.returncode == 0, res.stderr
     shipped = sorted(p.name for p in (tmp_path / "shipped").iterdir())
-    assert shipped == ["adapter", "config.json", "gate.safetensors"]
+    assert shipped == ["adapter", "config.json", "gate.safetensors", "metrics.jsonl"]
     assert rollout(load_model(str(tmp_path / "shipped")), ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
 
 
