@@ -14,12 +14,12 @@ from .rewards import score
 from .rollout import Decoder
 
 
-def make_decoder(hm, prompts, cfg: RolloutConfig):
-    """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere (same traces)."""
-    if hm.device.type == "cuda":
-        from .fastpath import StaticDecoder
-        return StaticDecoder(hm, prompts, cfg)
-    return Decoder(hm, prompts, cfg)
+def make_decoder(hm, prompts, cfg: RolloutConfig, keep_latents: bool = False):
+    """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere (same traces; the one rule of
+    fastpath.static_wanted, HRPO_STATIC_DECODE overrides it).  Used by evaluation and training rollouts."""
+    from .fastpath import StaticDecoder, static_wanted
+    make = StaticDecoder if static_wanted(hm.device) else Decoder
+    return make(hm, prompts, cfg, keep_latents=keep_latents)
 
 
 def evaluate(hm, problems, cfg: RolloutConfig, batch_size: int = 16, on_row=None) -> tuple[dict, list[dict]]:

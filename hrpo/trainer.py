@@ -30,7 +30,7 @@ from .config import RolloutConfig, TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss, tis_weights
 from .models import load_model
 from .rewards import score
-from .rollout import Decoder
+from .evaluate import make_decoder
 from .tasks import load_task
 from .teacher import completion_logprobs, pack
 
@@ -228,9 +228,7 @@ class Trainer:
         cfg, hm = self.cfg, self.hm
         prompts = [hm.encode(p.question) for p in problems for _ in range(cfg.group_size)]
         seed = derived_seed(cfg.seed, step, self.acc.process_index, micro)
-        from .fastpath import StaticDecoder, static_wanted   # CUDA-graph decode on a GPU (HRPO_STATIC_DECODE)
-        make = StaticDecoder if static_wanted(hm.device, getattr(cfg, "static_decode", None)) else Decoder
-        dec = make(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)
+        dec = make_decoder(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)   # CUDA graph on a GPU
         with torch.no_grad():
             traces = dec.run()
         scores = [score(p.kind, t.text, p.answer) for p, t in zip([p for p in problems for _ in range(cfg.group_size)], traces)]
