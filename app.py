@@ -13,20 +13,16 @@ training only with HRPO_ALLOW_TRAINING=1, the model from HRPO_MODEL.
 Test: pytest tests/test_app.py tests/test_browser.py
 """
 import argparse
-import html
 import os
-import tempfile
-import threading
 import time
 from pathlib import Path
 
 import gradio as gr
-import plotly.graph_objects as go
 
 from analysis import dynamics, export, maps, plots, projections, replay, report
 from hrpo.config import ConfigError, RolloutConfig, TrainConfig
 from hrpo.jobs import JobManager
-from hrpo.models import ModelSpecError, available_models, load_model, resolve_allowed
+from hrpo.models import ModelPool, ModelSpecError, available_models, resolve_allowed
 from hrpo.rollout import Decoder
 
 ROOT = Path(__file__).resolve().parent
@@ -48,42 +44,8 @@ EXAMPLES = [
 ]
 
 
-class ModelPool:
-    """Loaded models by spec, loaded once (thread-safe); the default loads in the background at start."""
-
-    def __init__(self):
-        self.models, self.lock, self.status = {}, threading.Lock(), {}
-
-    def get(self, spec: str):
-        with self.lock:
-            if spec not in self.models:
-                self.status[spec] = "loading"
-                try:
-                    self.models[spec] = load_model(resolve_allowed(spec, ROOT, HOSTED, DEFAULT_MODEL))
-                    self.status[spec] = "ready"
-                except Exception:
-                    self.status[spec] = "failed"
-                    raise
-            return self.models[spec]
-
-    def preload(self, spec: str) -> None:
-        threading.Thread(target=lambda: self._quiet_get(spec), daemon=True).start()
-
-    def _quiet_get(self, spec):
-        try:
-            self.get(spec)
-        except Exception as err:  # shown in the status line
-            self.status[spec] = f"failed: {err}"
-
-    def line(self, spec: str) -> str:
-        st = self.status.get(spec, "not loaded")
-        return {"ready": f"**{spec}**: ready", "loading": f"**{spec}**: loading..."}.get(st, f"**{spec}**: {st}")
-
-
-POOL = ModelPool()
+POOL = ModelPool(lambda spec: resolve_allowed(spec, ROOT, HOSTED, DEFAULT_MODEL))
 JOBS = JobManager()                                   # $HRPO_RUNS, else runs/ (tests use a temporary one)
-
-
 SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo"}
 
 
@@ -121,26 +83,6 @@ def user_error(fn):
 
 # ------------------------------------------------------------------------------------ live tab
 
-def tokens_html(steps) -> str:
-    """Tokens as spans shaded by hidden ratio (orange = more latent); the answer part is underlined."""
-    top = max((s.hidden_ratio for s in steps), default=0.0) or 1.0
-    spans = []
-    for s in steps:
-        alpha = 0.08 + 0.8 * s.hidden_ratio / top if s.thinking else 0.0
-        style = f"background: rgba(255,140,0,{alpha:.3f});" + ("" if s.thinking else "text-decoration: underline;")
-        tip = (f"step {s.index}: a={s.gate_a:.4f} hidden={s.hidden_ratio:.4f} H={s.entropy:.2f} "
-               f"eff. vocab={s.eff_vocab:.1f}")
-        text = html.escape(s.token).replace("\n", "↵<br>")
-        spans.append(f"<span class='tok' title='{tip}' style='{style}'>{text}</span>")
-    legend = (f"<div class='legend'>shading: hidden ratio 0 … {top:.4f} (orange = more latent); "
-              f"underlined = after the answer marker</div>")
-    return f"<div class='tokens'>{''.join(spans)}</div>{legend}"
-
-
-def gate_figure(steps) -> go.Figure:
-    return plots.live_step_figure(steps)
-
-
 def step_rows(hm, trace) -> list[list]:
     proj = projections.trace_projections(hm, trace, k=5, sources=("latent",))
     near = {r.step: r.latent for r in projections.projection_table(proj).itertuples()} if not proj.empty else {}
@@ -177,11 +119,12 @@ def run_live(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
         steps += [s for _, s in events]
         if i % 2 == 0:
             status = f"generating… {len(steps)} tokens, {len(steps) / (time.perf_counter() - t0):.1f} tokens/s"
-            yield tokens_html(steps), gate_figure(steps) if i % 8 == 0 else gr.skip(), gr.skip(), None, status
+            chart = plots.live_step_figure(steps) if i % 8 == 0 else gr.skip()
+            yield plots.tokens_html(steps), chart, gr.skip(), None, status
     trace = dec.traces[0]
     status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
               f"answer `{trace.answer!r}`, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
-    yield tokens_html(trace.steps), gate_figure(trace.steps), step_rows(hm, trace), trace, status
+    yield plots.tokens_html(trace.steps), plots.live_step_figure(trace.steps), step_rows(hm, trace), trace, status
 
 
 def step_details(model, trace, evt: gr.SelectData):
@@ -189,51 +132,14 @@ def step_details(model, trace, evt: gr.SelectData):
     if trace is None:
         return "Run a prompt first.", gr.skip()
     k = int(evt.index[0]) if isinstance(evt.index, (list, tuple)) else int(evt.index)
-    s = trace.steps[k]
-    proj = projections.trace_projections(POOL.get(model), trace, k=8, steps=[k])
-    lines = [f"### Step {k}: {s.token!r}", f"thinking: {s.thinking} · gate a {s.gate_a:.5f} · hidden ratio "
-             f"{s.hidden_ratio:.5f} · entropy {s.entropy:.3f} · effective vocabulary {s.eff_vocab:.2f} · "
-             f"log-prob {s.logprob:.3f}"]
-    names = {"latent": "Latent h nearest tokens (cosine)", "input": "Mixed input embedding nearest tokens (cosine)",
-             "logit_lens": "Logit lens: most likely next tokens (probability)"}
-    for source, title in names.items():
-        rows = proj[proj["source"] == source]
-        if not rows.empty:
-            lines.append(f"**{title}**: " + ", ".join(f"`{t!r}` {v:.3f}" for t, v in zip(rows["token"], rows["score"])))
-    return "\n\n".join(lines), k
-
-
-TRACE_DIR: list[Path] = []                           # one hrpo-trace-* directory per app process
-
-
-def trace_export_dir(keep_s: float = 600.0) -> Path:
-    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit);
-    exports older than keep_s (long since copied by gradio) are deleted."""
-    import atexit
-    import shutil
-    import uuid
-    if not TRACE_DIR:
-        TRACE_DIR.append(Path(tempfile.mkdtemp(prefix="hrpo-trace-")))
-        atexit.register(shutil.rmtree, TRACE_DIR[0], True)
-    for old in TRACE_DIR[0].iterdir():
-        try:
-            if time.time() - old.stat().st_mtime > keep_s:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:                               # another request removed it first
-            pass
-    out = TRACE_DIR[0] / uuid.uuid4().hex[:12]
-    out.mkdir()
-    return out
+    return projections.step_markdown(POOL.get(model), trace, k), k
 
 
 @user_error
 def download_trace(trace):
     if trace is None:
         raise ValueError("run a prompt first")
-    out = trace_export_dir()
-    (out / "trace.json").write_text(export.traces_to_json([trace]), encoding="utf-8")
-    (out / "trace.csv").write_text(export.traces_to_csv([trace]), encoding="utf-8")
-    return str(out / "trace.json"), str(out / "trace.csv")
+    return export.write_trace_files(trace, export.export_dir())
 
 
 COUNTERFACTUALS = ["force gate a", "scale the latent"]
@@ -273,17 +179,8 @@ def run_map(model, trace, color, path="fading"):
 
 
 def compare_request(specs, limit: int, max_new: int) -> list[str]:
-    """The distinct model specs, in order; hosted mode caps models, problems, tokens and their product."""
-    specs = list(dict.fromkeys(specs or []))
-    if not specs:
-        raise ValueError("pick at least one model")
-    c = COMPARE_LIMITS
-    if c and (len(specs) > c["models"] or limit > c["problems"] or max_new > c["new_tokens"]
-              or len(specs) * limit * max_new > c["tokens"]):
-        raise ValueError(f"hosted mode: at most {c['models']} models, {c['problems']} problems, {c['new_tokens']} new "
-                         f"tokens and {c['tokens']} tokens in all (models x problems x new tokens) per comparison; "
-                         f"this asks for {len(specs)} x {limit} x {max_new} = {len(specs) * limit * max_new}")
-    return specs
+    """The distinct model specs, in order, within this host's COMPARE_LIMITS."""
+    return report.compare_request(specs, limit, max_new, COMPARE_LIMITS)
 
 
 @user_error
@@ -361,30 +258,11 @@ def dynamics_dirs() -> dict:
     return dynamics.discover(ROOT / "checkpoints", None if HOSTED else JOBS.runs_dir)
 
 
-def dynamics_default(found: dict) -> list[str]:
-    """Pre-selected: the shipped checkpoints' curves, else the latest runs."""
-    return [k for k in found if k.startswith("checkpoints/")] or list(found)[-6:]
-
-
-def dynamics_note(found: dict, chosen: dict) -> str:
-    shipped = [k for k in found if k.startswith("checkpoints/")]
-    note = "" if shipped else ("The shipped checkpoints carry no metrics.jsonl yet, so there are no curves for them. ")
-    if not found:
-        return note + ("No run has metrics yet: train one on the Train tab (`runs/<name>/metrics.jsonl` appears here)."
-                       if not HOSTED else "")
-    return note + f"{len(chosen)} of {len(found)} runs shown; the curves follow runs as they write metrics.jsonl."
-
-
-def dynamics_signature(chosen: dict) -> list:
-    return [[k, (d / "metrics.jsonl").stat().st_size if (d / "metrics.jsonl").is_file() else 0]
-            for k, d in chosen.items()]
-
-
 def show_dynamics(selected, smooth, last=None):
     """The training-dynamics figure of the selected runs; skipped (no redraw) when their files did not grow."""
     found = dynamics_dirs()
     chosen = {k: found[k] for k in (selected or []) if k in found}
-    sig = dynamics_signature(chosen) + [int(smooth)]
+    sig = dynamics.signature(chosen) + [int(smooth)]
     if last is not None and sig == last:
         return gr.skip(), gr.skip(), last
     if not chosen:
@@ -392,13 +270,13 @@ def show_dynamics(selected, smooth, last=None):
                                 "No training metrics yet: nothing under checkpoints/ or runs/ has a metrics.jsonl.")
     else:
         fig = dynamics.dynamics_figure(dynamics.load_runs(chosen), smooth=int(smooth))
-    return fig, dynamics_note(found, chosen), sig
+    return fig, dynamics.selection_note(found, chosen, HOSTED), sig
 
 
 def refresh_dynamics(selected):
     found = dynamics_dirs()
     keep = [k for k in (selected or []) if k in found]
-    return gr.CheckboxGroup(choices=list(found), value=keep or dynamics_default(found))
+    return gr.CheckboxGroup(choices=list(found), value=keep or dynamics.default_selection(found))
 
 
 # -------------------------------------------------------------------------------------- layout
@@ -437,7 +315,7 @@ def build() -> gr.Blocks:
             run = gr.Button("Run", variant="primary", elem_id="run")
             run_status = gr.Markdown(elem_id="run-status")
             tokens = gr.HTML(elem_id="tokens")
-            chart = gr.Plot(gate_figure([]), label="Gate, entropy, effective vocabulary", elem_id="gate-chart")
+            chart = gr.Plot(plots.live_step_figure([]), label="Gate, entropy, effective vocabulary", elem_id="gate-chart")
             table = gr.Dataframe(headers=STEP_HEADERS, label="Steps (select a row for details and as step k below)",
                                  interactive=False, wrap=True, max_height=320, elem_id="steps")
             details = gr.Markdown(elem_id="step-details")
@@ -490,11 +368,11 @@ def build() -> gr.Blocks:
             gr.Markdown("Hidden ratio (p10-p90 band), reward and accuracy, completion length and KL over training, "
                         "HRPO and GRPO overlaid, from each run's `metrics.jsonl` (like the paper's Fig. 4).")
             with gr.Row():
-                dyn_runs = gr.CheckboxGroup(list(found), value=dynamics_default(found), label="Runs", scale=4,
-                                            elem_id="dyn-runs")
+                dyn_runs = gr.CheckboxGroup(list(found), value=dynamics.default_selection(found), label="Runs",
+                                            scale=4, elem_id="dyn-runs")
                 dyn_smooth = gr.Slider(1, 25, value=1, step=1, label="moving average (steps)", scale=1)
                 dyn_refresh = gr.Button("↻ runs", scale=0, min_width=90)
-            dyn_fig, dyn_text, dyn_sig = show_dynamics(dynamics_default(found), 1)
+            dyn_fig, dyn_text, dyn_sig = show_dynamics(dynamics.default_selection(found), 1)
             dyn_note = gr.Markdown(dyn_text, elem_id="dyn-note")
             dyn_plot = gr.Plot(dyn_fig, elem_id="dyn-plot")
             dyn_last = gr.State(dyn_sig)

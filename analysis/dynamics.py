@@ -66,6 +66,27 @@ def discover(checkpoints_dir=None, runs_dir=None) -> dict:
     return out
 
 
+def default_selection(found: dict) -> list[str]:
+    """The runs pre-selected in the app: the shipped checkpoints' curves, else the latest runs."""
+    return [k for k in found if k.startswith("checkpoints/")] or list(found)[-6:]
+
+
+def selection_note(found: dict, chosen: dict, hosted: bool = False) -> str:
+    """The line under the app's dynamics figure: what is shown, or how to get curves."""
+    shipped = [k for k in found if k.startswith("checkpoints/")]
+    note = "" if shipped else ("The shipped checkpoints carry no metrics.jsonl yet, so there are no curves for them. ")
+    if not found:
+        return note + ("No run has metrics yet: train one on the Train tab (`runs/<name>/metrics.jsonl` appears here)."
+                       if not hosted else "")
+    return note + f"{len(chosen)} of {len(found)} runs shown; the curves follow runs as they write metrics.jsonl."
+
+
+def signature(chosen: dict) -> list:
+    """[[label, size of its metrics.jsonl]]: the app redraws only when this changes."""
+    return [[k, (d / "metrics.jsonl").stat().st_size if (d / "metrics.jsonl").is_file() else 0]
+            for k, d in chosen.items()]
+
+
 def load_runs(dirs: dict) -> dict:
     """{label: {"mode", "rows" (metrics.jsonl), "eval" (eval.jsonl)}} for {label: run dir}."""
     return {label: {"mode": run_mode(d), "rows": read_jsonl(Path(d) / "metrics.jsonl"),

@@ -7,9 +7,15 @@ hybrid, then the Step fields, eff_vocab = 1/sum(p^2) included); tensors are not 
 A trace without steps writes one row with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
 Test: pytest tests/test_analysis_export.py
 """
+import atexit
 import dataclasses
 import io
 import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -89,6 +95,33 @@ def traces_from_csv(s: str) -> list[Trace]:
                             answer=head["answer"] if _bool(head["has_answer"]) else None,
                             finish=head["finish"], hybrid=_bool(head["hybrid"])))
     return traces
+
+
+TRACE_DIR: list[Path] = []                           # one hrpo-trace-* directory per app process
+
+
+def export_dir(keep_s: float = 600.0) -> Path:
+    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit);
+    exports older than keep_s (long since copied by gradio) are deleted."""
+    if not TRACE_DIR:
+        TRACE_DIR.append(Path(tempfile.mkdtemp(prefix="hrpo-trace-")))
+        atexit.register(shutil.rmtree, TRACE_DIR[0], True)
+    for old in TRACE_DIR[0].iterdir():
+        try:
+            if time.time() - old.stat().st_mtime > keep_s:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:                               # another request removed it first
+            pass
+    out = TRACE_DIR[0] / uuid.uuid4().hex[:12]
+    out.mkdir()
+    return out
+
+
+def write_trace_files(trace: Trace, out: Path) -> tuple[str, str]:
+    """trace.json and trace.csv of one trace in `out`; returns their paths."""
+    (out / "trace.json").write_text(traces_to_json([trace]), encoding="utf-8")
+    (out / "trace.csv").write_text(traces_to_csv([trace]), encoding="utf-8")
+    return str(out / "trace.json"), str(out / "trace.csv")
 
 
 def _bool(v) -> bool:

@@ -13,6 +13,8 @@
   hint_figure(text)               no axes, one line of text: the empty state of every plot
 Test: pytest tests/test_analysis_plots.py
 """
+import html
+
 import plotly.express as px
 import plotly.graph_objects as go
 
@@ -49,6 +51,22 @@ def live_step_figure(steps, title: str = "Per step: gate, entropy, effective voc
                       legend=dict(orientation="h", y=-0.15))
     fig.update_xaxes(title_text="step", row=2, col=1)
     return fig
+
+
+def tokens_html(steps) -> str:
+    """Tokens as spans shaded by hidden ratio (orange = more latent); the answer part is underlined."""
+    top = max((s.hidden_ratio for s in steps), default=0.0) or 1.0
+    spans = []
+    for s in steps:
+        alpha = 0.08 + 0.8 * s.hidden_ratio / top if s.thinking else 0.0
+        style = f"background: rgba(255,140,0,{alpha:.3f});" + ("" if s.thinking else "text-decoration: underline;")
+        tip = (f"step {s.index}: a={s.gate_a:.4f} hidden={s.hidden_ratio:.4f} H={s.entropy:.2f} "
+               f"eff. vocab={s.eff_vocab:.1f}")
+        text = html.escape(s.token).replace("\n", "↵<br>")
+        spans.append(f"<span class='tok' title='{tip}' style='{style}'>{text}</span>")
+    legend = (f"<div class='legend'>shading: hidden ratio 0 … {top:.4f} (orange = more latent); "
+              f"underlined = after the answer marker</div>")
+    return f"<div class='tokens'>{''.join(spans)}</div>{legend}"
 
 
 def _empty(title: str, note: str = "no data") -> go.Figure:

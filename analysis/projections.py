@@ -96,3 +96,20 @@ def projection_table(proj: pd.DataFrame) -> pd.DataFrame:
         cell=lambda d: d["token"].map(repr) + " (" + d["score"].map("{:.3f}".format) + ")")
     wide = cells.groupby(["step", "source"])["cell"].agg(", ".join).unstack("source")
     return wide.reset_index().rename_axis(columns=None)
+
+
+def step_markdown(hm, trace, k: int) -> str:
+    """One step of a trace in Markdown: its gate statistics and the nearest tokens of its latent, its mixed
+    input embedding and the logit lens."""
+    s = trace.steps[k]
+    proj = trace_projections(hm, trace, k=8, steps=[k])
+    lines = [f"### Step {k}: {s.token!r}", f"thinking: {s.thinking} · gate a {s.gate_a:.5f} · hidden ratio "
+             f"{s.hidden_ratio:.5f} · entropy {s.entropy:.3f} · effective vocabulary {s.eff_vocab:.2f} · "
+             f"log-prob {s.logprob:.3f}"]
+    names = {"latent": "Latent h nearest tokens (cosine)", "input": "Mixed input embedding nearest tokens (cosine)",
+             "logit_lens": "Logit lens: most likely next tokens (probability)"}
+    for source, title in names.items():
+        rows = proj[proj["source"] == source]
+        if not rows.empty:
+            lines.append(f"**{title}**: " + ", ".join(f"`{t!r}` {v:.3f}" for t, v in zip(rows["token"], rows["score"])))
+    return "\n\n".join(lines)

@@ -161,3 +161,18 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
     meta = {"task": task_spec, "map": map_method, "latent ablation": ablation, "split": split, "problems": len(task.problems), "models": ", ".join(specs),
             **{f"rollout.{k_}": v for k_, v in dataclasses.asdict(cfg).items()}}
     return combine(per_model), meta
+
+
+def compare_request(specs, limit: int, max_new: int, limits: dict | None = None) -> list[str]:
+    """The distinct model specs, in order; `limits` (hosted mode: models, problems, new_tokens and tokens =
+    models x problems x new tokens) caps the work of one comparison, refused with a ValueError before any."""
+    specs = list(dict.fromkeys(specs or []))
+    if not specs:
+        raise ValueError("pick at least one model")
+    c = limits
+    if c and (len(specs) > c["models"] or limit > c["problems"] or max_new > c["new_tokens"]
+              or len(specs) * limit * max_new > c["tokens"]):
+        raise ValueError(f"hosted mode: at most {c['models']} models, {c['problems']} problems, {c['new_tokens']} new "
+                         f"tokens and {c['tokens']} tokens in all (models x problems x new tokens) per comparison; "
+                         f"this asks for {len(specs)} x {limit} x {max_new} = {len(specs) * limit * max_new}")
+    return specs

@@ -9,8 +9,8 @@ In one process, on the same model and the same prompts:
 With several dtypes (`--dtypes float32,bfloat16`) every contender runs in each dtype, one dtype after the
 other in the same process; each row carries `name`, `dtype` and its figure, plus `vs_float32` (same
 contender, this dtype over float32).  `bench train` does the same for the GRPO and HRPO training steps.
-Peak memory is the process RSS high-water mark so far on CPU (it never goes down, so a later dtype
-reports at least an earlier one's), torch.cuda.max_memory_allocated on GPU.
+Peak memory is the process RSS high-water mark after a dtype's rounds on CPU (it never goes down, so a
+later dtype reports at least an earlier one's), torch.cuda.max_memory_allocated on GPU.
 Test: pytest tests/test_bench.py (tiny-random, no timing assertions).
 """
 import dataclasses
@@ -38,7 +38,8 @@ SHAPES = {  # real architectures with random weights, for speed runs when weight
 def shape_model(shape: str, device=None, dtype=None):
     """A HybridModel with random weights of a real shape and SmolLM2's tokenizer."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from .models import assemble, embedded_dir, pick_device_dtype
+    from .embedded import embedded_dir
+    from .models import assemble, pick_device_dtype
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
     kw = dict(SHAPES[shape])
@@ -114,7 +115,8 @@ def peak_memory_mb(device) -> float:
 
 def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repeats: int = 1,
                   which=("generate", "reference", "plain", "hybrid")) -> list[dict]:
-    """Tokens/s of each contender on the same prompts; one warm-up run each, then the best of `repeats`."""
+    """Tokens/s of each contender on the same prompts; one warm-up run each, then the best of `repeats`
+    rounds, each round timing every contender once in turn."""
     prompts = synth_prompts(hm, batch, prompt_len)
     cfg = RolloutConfig(max_new_tokens=new, temperature=0.5, top_k=50)
     # no contender stops at eos, so each writes exactly batch * new tokens
@@ -126,18 +128,16 @@ def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repe
         "plain": lambda: Decoder(endless, prompts, plain).run() and batch * new,
         "hybrid": lambda: Decoder(endless, prompts, cfg).run() and batch * new,
     }
-    rows = []
-    for name in which:
-        runners[name]()                                                         # warm-up
-        best = None
-        for _ in range(repeats):
+    for name in which:                                                          # warm-up, each contender
+        runners[name]()
+    best = dict.fromkeys(which, 0.0)
+    for _ in range(repeats):                  # round-robin: a slow spell of the machine hits every contender
+        for name in which:
             t0 = time.perf_counter()
             n = runners[name]()
-            dt = time.perf_counter() - t0
-            best = max(best or 0.0, n / dt)
-        rows.append({"name": name, "dtype": dtype_name(hm.dtype), "tokens_per_s": best,
-                     "peak_mb": peak_memory_mb(hm.device)})
-    return rows
+            best[name] = max(best[name], n / (time.perf_counter() - t0))
+    return [{"name": name, "dtype": dtype_name(hm.dtype), "tokens_per_s": best[name],
+             "peak_mb": peak_memory_mb(hm.device)} for name in which]
 
 
 def dtype_name(dtype) -> str:

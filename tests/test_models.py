@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from hrpo.config import RolloutConfig
-from hrpo.models import ModelSpecError, embedded_gguf, load_model, pick_device_dtype
+from hrpo.embedded import embedded_gguf
+from hrpo.models import ModelSpecError, load_model, pick_device_dtype
 from hrpo.rollout import rollout
 
 

@@ -105,7 +105,7 @@ def test_truncated_gguf_is_one_line(tmp_path, capsys):
 def test_gguf_cache_is_keyed_by_content(tiny, tmp_path):
     fake = tmp_path / "smollm2.gguf"
     fake.write_bytes(bytes(1 << 20))                                 # zeros named like a real model file
-    from hrpo.models import cache_root
+    from hrpo.embedded import cache_root
     stale = cache_root() / "models" / f"gguf-{fake.stem}-{fake.stat().st_size}"   # what a name+size key finds
     tiny.model.save_pretrained(stale)
     tiny.tokenizer.save_pretrained(stale)

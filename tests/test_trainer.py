@@ -1,6 +1,7 @@
 """The trainer on real models and real processes: metrics, drift, modes, checkpoints, resume, DDP."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -118,7 +119,6 @@ def test_resume_ends_with_the_same_parameters(tmp_path):
 
 def test_two_processes_keep_parameters_identical(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -133,6 +133,23 @@ def test_two_processes_keep_parameters_identical(tmp_path):
     for n in r0:
         assert torch.equal(r0[n], r1[n]), n
     assert any(r0[n].abs().sum() > 0 for n in r0 if "lora_B" in n)                 # updates happened
+
+
+def test_torchrun_cli_joins_one_process_group_on_cpu(tmp_path):
+    """`torchrun -m hrpo train` with no --device on a CPU machine: one run of 2 processes (rank 0 alone
+    writes and locks the run directory), not two ranks each training alone."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           "-m", "hrpo", "train", "--model", "tiny-random", "--task", "arith", "--steps", "2", "--group-size", "2",
+           "--batch-prompts", "1", "--max-new-tokens", "8", "--lora-rank", "4", "--out", str(tmp_path / "run")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["processes"] == 2 for r in rows)
 
 
 def test_group_advantages_and_loss_reduce_to_the_design_formula():
