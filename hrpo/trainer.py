@@ -125,7 +125,7 @@ def check_output_dir(out: Path) -> None:
     """Fail before any work when the output directory cannot be written."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        probe = out / f".write-test-{os.getpid()}"     # per process: torchrun's ranks probe at once
         probe.write_bytes(b"0" * 1024)
         probe.unlink()
     except OSError as err:
