@@ -120,11 +120,12 @@ def run_live(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
         if i % 2 == 0:
             status = f"generating… {len(steps)} tokens, {len(steps) / (time.perf_counter() - t0):.1f} tokens/s"
             chart = plots.live_step_figure(steps) if i % 8 == 0 else gr.skip()
-            yield plots.tokens_html(steps), chart, gr.skip(), None, status
+            yield plots.tokens_html(steps, hm.tokenizer.decode), chart, gr.skip(), None, status
     trace = dec.traces[0]
     status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
               f"answer `{trace.answer!r}`, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
-    yield plots.tokens_html(trace.steps), plots.live_step_figure(trace.steps), step_rows(hm, trace), trace, status
+    yield (plots.tokens_html(trace.steps, hm.tokenizer.decode), plots.live_step_figure(trace.steps), step_rows(hm, trace),
+           trace, status)
 
 
 def step_details(model, trace, evt: gr.SelectData):

@@ -53,16 +53,35 @@ def live_step_figure(steps, title: str = "Per step: gate, entropy, effective voc
     return fig
 
 
-def tokens_html(steps) -> str:
-    """Tokens as spans shaded by hidden ratio (orange = more latent); the answer part is underlined."""
+def readable_pieces(steps, decode=None) -> list[str]:
+    """Each step's token text for display.  Byte-level tokenizers split a CJK or other multi-byte character
+    over several tokens, each of which decodes alone to U+FFFD; with `decode` (token ids -> text) every run of
+    such steps is decoded together and its text shown on the run's first step (the others show nothing)."""
+    pieces = [s.token for s in steps]
+    if decode is None:
+        return pieces
+    i = 0
+    while i < len(steps):
+        j = i
+        while j < len(steps) and "\ufffd" in steps[j].token and steps[j].thinking == steps[i].thinking:
+            j += 1
+        if j - i > 1:
+            pieces[i:j] = [decode([s.token_id for s in steps[i:j]])] + [""] * (j - i - 1)
+        i = max(j, i + 1)
+    return pieces
+
+
+def tokens_html(steps, decode=None) -> str:
+    """Tokens as spans shaded by hidden ratio (orange = more latent); the answer part is underlined.
+    decode (token ids -> text): join multi-byte characters split over tokens (readable_pieces)."""
     top = max((s.hidden_ratio for s in steps), default=0.0) or 1.0
     spans = []
-    for s in steps:
+    for s, piece in zip(steps, readable_pieces(steps, decode)):
         alpha = 0.08 + 0.8 * s.hidden_ratio / top if s.thinking else 0.0
         style = f"background: rgba(255,140,0,{alpha:.3f});" + ("" if s.thinking else "text-decoration: underline;")
         tip = (f"step {s.index}: a={s.gate_a:.4f} hidden={s.hidden_ratio:.4f} H={s.entropy:.2f} "
                f"eff. vocab={s.eff_vocab:.1f}")
-        text = html.escape(s.token).replace("\n", "↵<br>")
+        text = html.escape(piece).replace("\n", "↵<br>")
         spans.append(f"<span class='tok' title='{tip}' style='{style}'>{text}</span>")
     legend = (f"<div class='legend'>shading: hidden ratio 0 … {top:.4f} (orange = more latent); "
               f"underlined = after the answer marker</div>")

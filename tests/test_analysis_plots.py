@@ -64,3 +64,18 @@ def test_live_step_figure_has_four_series_and_an_empty_hint():
     empty = plots.live_step_figure([])
     assert not empty.data and "Run a prompt" in empty.layout.annotations[0].text
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False
+
+
+def test_tokens_html_joins_characters_split_over_byte_tokens(tiny):
+    """SmolLM2's byte-level tokenizer splits '苹果' over tokens that each decode to U+FFFD alone: the Live
+    view shows the characters, one span per step still, and ASCII tokens unchanged."""
+    tok = tiny.tokenizer
+    ids = tok("小明有5个苹果 #### 8", add_special_tokens=False)["input_ids"]
+    steps = [Step(i, tiny.piece(t), t, "####" not in tok.decode(ids[:i]), 0.99, 0.1, -0.1, 0.2)
+             for i, t in enumerate(ids)]
+    assert any("\ufffd" in s.token for s in steps)                     # the case this is about
+    pieces = plots.readable_pieces(steps, tok.decode)
+    assert "".join(pieces) == "小明有5个苹果 #### 8" and "\ufffd" not in "".join(pieces)
+    assert plots.readable_pieces(steps) == [s.token for s in steps]
+    page = plots.tokens_html(steps, tok.decode)
+    assert page.count("class='tok'") == len(steps) and all(c in page for c in "小明苹果") and "\ufffd" not in page
