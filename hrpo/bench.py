@@ -174,11 +174,12 @@ def bench_rollout_dtypes(load, dtypes, **kw) -> list[dict]:
 
 def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, batch_prompts: int = 2,
                 new: int = 64, device: str | None = None, out: str = "/tmp/hrpo-bench-train",
-                dtypes=(None,), lora_rank: int = 32) -> list[dict]:
+                dtypes=(None,), lora_rank: int = 32, unfolded: bool = False) -> list[dict]:
     """Seconds per GRPO and HRPO step on the same prompts and seed, in each dtype; rollout vs loss share.
 
-    Rows: name (grpo | hrpo), dtype, step_seconds, rollout_seconds, shares, logprob_drift (max over the
-    timed steps), completion_len_mean, peak_mb; vs_float32 = fp32 seconds / these seconds.
+    Rows: name (grpo | hrpo; with unfolded=True also grpo-unfolded | hrpo-unfolded: fold_lora off, the
+    adapters applied as separate matmuls), dtype, step_seconds, rollout_seconds, shares, logprob_drift
+    (max over the timed steps), completion_len_mean, peak_mb; vs_float32 = fp32 seconds / these seconds.
     """
     import shutil
     from .config import TrainConfig
@@ -186,19 +187,20 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
     from .trainer import Trainer
     rows = []
     for dt in dtypes:
-        for mode in ("grpo", "hrpo"):
-            run = f"{out}/{dt or 'default'}-{mode}"                              # one run directory each
+        for mode, fold in [(m, f) for m in ("grpo", "hrpo") for f in ((True, False) if unfolded else (True,))]:
+            name = mode if fold else f"{mode}-unfolded"
+            run = f"{out}/{dt or 'default'}-{name}"                              # one run directory each
             shutil.rmtree(run, ignore_errors=True)
             cfg = TrainConfig(model=model, mode=mode, steps=steps + 1, group_size=group_size,
                               batch_prompts=batch_prompts, max_new_tokens=new, out=run, device=device, lr=1e-5,
-                              seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank)
+                              seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank, fold_lora=fold)
             trainer = Trainer(cfg)
             trainer.train_step(0)                                               # warm-up
             ms = [trainer.train_step(s) for s in range(1, steps + 1)]
             step_s = sum(m["step_seconds"] for m in ms) / steps
             roll_s = sum(m["rollout_seconds"] for m in ms) / steps
             tokens = sum(m["completion_len_mean"] for m in ms) / steps
-            rows.append({"name": mode, "dtype": dtype_name(pick_device_dtype(device, dt)[1]), "step_seconds": step_s,
+            rows.append({"name": name, "dtype": dtype_name(pick_device_dtype(device, dt)[1]), "step_seconds": step_s,
                          "rollout_seconds": roll_s, "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
                          "logprob_drift": max(m["logprob_drift"] for m in ms), "completion_len_mean": tokens,
                          "peak_mb": peak_memory_mb(trainer.hm.device)})

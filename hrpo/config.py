@@ -149,6 +149,9 @@ class TrainConfig(Config):
     tis_cap: float = opt(2.0, "truncated importance sampling against the rollout's own log-probs: each token's "
                               "policy-gradient term is weighted by min(exp(lp_teacher_forced - lp_rollout), tis_cap) "
                               "(corrects bf16 decode/teacher-forcing drift; 0 = off)")
+    fold_lora: bool = opt(True, "fold each LoRA adapter into its base weight for rollouts and the loss pass: one "
+                                "matmul x(W + sBA), gradients to A and B unchanged, rollout and teacher-forced "
+                                "log-probs identical in bf16 too (hrpo.models.folded_lora; eager decoder only)")
     lora_rank: int = opt(32, "LoRA rank")
     lora_alpha: float = opt(64.0, "LoRA alpha")
     lora_targets: list = opt(LORA_TARGETS, "module names that get LoRA adapters")

@@ -28,9 +28,10 @@ from torch import nn
 from . import checkpoint as ckpt
 from .config import RolloutConfig, TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss, tis_weights
-from .models import load_model
+from .models import load_model, folded_lora
 from .rewards import score
 from .evaluate import make_decoder
+from .fastpath import static_wanted
 from .tasks import load_task
 from .teacher import completion_logprobs, pack
 
@@ -233,7 +234,7 @@ class Trainer:
         prompts = [hm.encode(p.question) for p in problems for _ in range(cfg.group_size)]
         seed = derived_seed(cfg.seed, step, self.acc.process_index, micro)
         dec = make_decoder(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)   # CUDA graph on a GPU
-        with torch.no_grad():
+        with torch.no_grad(), self._folded():
             traces = dec.run()
         scores = [score(p.kind, t.text, p.answer) for p, t in zip([p for p in problems for _ in range(cfg.group_size)], traces)]
         rewards = torch.tensor([float(c and f) for c, f in scores])
@@ -249,6 +250,13 @@ class Trainer:
                  **gate_stats([s.gate_a for s in think], [s.hidden_ratio for s in think]),
                  "tokens": dec.generated, "rollout_seconds": dec.seconds}
         return {"batch": batch, "ref": ref, "adv": adv}, stats
+
+    def _folded(self):
+        """folded_lora (cfg.fold_lora) where rollouts use the eager decoder; else nothing.  Rollouts, the
+        loss pass and held-out evaluation all run under it (never the adapter-off reference pass)."""
+        if self.cfg.fold_lora and not static_wanted(self.hm.device):
+            return folded_lora(self.hm.model)
+        return contextlib.nullcontext()
 
     def train_step(self, step: int) -> dict:
         cfg, acc = self.cfg, self.acc
@@ -266,7 +274,7 @@ class Trainer:
         for it in range(cfg.num_iterations):
             for i, mb in enumerate(micro_batches):
                 sync = contextlib.nullcontext() if i == len(micro_batches) - 1 else acc.no_sync(self.ddp)
-                with sync:
+                with sync, self._folded():                              # folded afresh: A, B change every update
                     logp = self.ddp(mb["batch"])
                     if it == 0:
                         mb["old"] = logp.detach()
@@ -355,7 +363,8 @@ class Trainer:
         problems = load_task(self.cfg.task, "test", limit=self.cfg.eval_limit).problems
         cfg = RolloutConfig(max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature,
                             top_k=self.cfg.top_k, greedy=True, hybrid=self.hybrid)
-        summary = {"step": step, **evaluate(self.hm, problems, cfg)[0]}
+        with self._folded():
+            summary = {"step": step, **evaluate(self.hm, problems, cfg)[0]}
         with open(self.out / "eval.jsonl", "a", encoding="utf-8") as f:
             f.write(json.dumps(summary) + "\n")
         return summary

@@ -2,9 +2,10 @@
 # Issue-10 study evaluation: every model of the seed-SEED runs on 300 held-out arith:2 problems and 300
 # reworded ones (scripts/reworded_arith.py), greedy, fp32; two processes side by side, one thread each.
 # Seed 0 also evaluates the base model, HRPO r_min 0.95 and the latent ablation; SEEDS="1 2" evaluates the
-# headline pair (HRPO r_min 0.99 and GRPO) of each of those seeds instead.
+# headline pair (HRPO r_min 0.99 and GRPO) of each of those seeds instead; TAG=-b4-bf16 picks round 3's runs
+# (PROMPTS=4 DTYPE=bfloat16 in study_runs.sh).
 #   bash scripts/study_eval.sh [SEED] [STEP]      then: python scripts/study.py report --group ...
-#   SEEDS="1 2" bash scripts/study_eval.sh
+#   SEEDS="1 2" bash scripts/study_eval.sh;  TAG=-b4-bf16 SEEDS=1 bash scripts/study_eval.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-0}; STEP=${2:-000100}
@@ -15,7 +16,8 @@ ev() { OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python scripts/study.py run --ou
 ck() { echo "runs/$1/checkpoints/step-$STEP"; }
 if [ -n "${SEEDS:-}" ]; then                      # the pair of every seed, spread over the two processes
   set -- $SEEDS; a=(); b=()
-  for s in "$@"; do a+=(hrpo-r0.99-s$s=$(ck study-hrpo-r0.99-s$s)); b+=(grpo-s$s=$(ck study-grpo-s$s)); done
+  T=${TAG:-}
+  for s in "$@"; do a+=(hrpo-r0.99$T-s$s=$(ck study-hrpo-r0.99$T-s$s)); b+=(grpo$T-s$s=$(ck study-grpo$T-s$s)); done
   ev "${a[@]}" & ev "${b[@]}" &
   wait; exit 0
 fi

@@ -40,13 +40,20 @@ def test_reference_loop_and_generate_write_every_requested_token(tiny):
     assert bench.generate_baseline(tiny, prompts, cfg) == 12
 
 
-def test_bench_train_compares_modes_in_each_dtype(tmp_path):
-    rows = bench.bench_train("tiny-random", steps=1, group_size=2, batch_prompts=1, new=4, device="cpu",
-                             out=str(tmp_path), dtypes=("float32", "bfloat16"), lora_rank=2)
-    assert [(r["name"], r["dtype"]) for r in rows] == [("grpo", "float32"), ("hrpo", "float32"),
-                                                       ("grpo", "bfloat16"), ("hrpo", "bfloat16")]
+def test_bench_train_compares_modes_folded_and_unfolded_in_each_dtype():
+    res = run_cli("hrpo", "bench", "train", "--model", "tiny-random", "--steps", "1", "--group-size", "2",
+                  "--prompts", "1", "--new", "4", "--dtypes", "float32,bfloat16", "--lora-rank", "2", "--unfolded",
+                  "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = json.loads(res.stdout)["rows"]
+    names = ["grpo", "grpo-unfolded", "hrpo", "hrpo-unfolded"]
+    assert [(r["name"], r["dtype"]) for r in rows] == [(n, d) for d in ("float32", "bfloat16") for n in names]
     assert all(r["step_seconds"] > 0 and 0 < r["rollout_share"] < 1 and r["vs_float32"] > 0 for r in rows)
     assert all(r["logprob_drift"] <= 1e-3 for r in rows if r["dtype"] == "float32")
+    by = {(r["name"], r["dtype"]): r for r in rows}
+    for (name, dt), r in by.items():          # each row against GRPO with the same folding, in its dtype
+        grpo = by[name.replace("hrpo", "grpo"), dt]
+        assert abs(r["vs_grpo"] - r["step_seconds"] / grpo["step_seconds"]) < 1e-9
 
 
 def test_shape_models_have_the_real_shapes():

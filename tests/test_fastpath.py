@@ -212,11 +212,12 @@ def test_static_wanted(monkeypatch):
 
 @pytest.mark.parametrize("mode,dtype", [("hrpo", "float32"), ("grpo", "float32"), ("hrpo", "bfloat16")])
 def test_trainer_step_with_static_rollouts_packs_the_same_batch(tmp_path, monkeypatch, mode, dtype):
-    """bf16 too: both decoders run the model under models.low_precision, as teacher forcing does."""
+    """bf16 too: both decoders run the model under models.low_precision, as teacher forcing does.  The static
+    (CUDA-graph) path never folds the LoRA adapters, so the eager one is compared unfolded too."""
     from hrpo.config import TrainConfig
     from hrpo.trainer import Trainer, problems_for_step
     cfg = TrainConfig(model="tiny-random", mode=mode, group_size=2, batch_prompts=2, max_new_tokens=12, lora_rank=4,
-                      lora_alpha=8, temperature=1.0, device="cpu", dtype=dtype, out=str(tmp_path))
+                      lora_alpha=8, temperature=1.0, device="cpu", dtype=dtype, out=str(tmp_path), fold_lora=False)
     trainer = Trainer(cfg)
     with torch.no_grad():                     # a policy away from its start: LoRA active, a ~ 0.6 (latents matter)
         g = torch.Generator().manual_seed(0)
