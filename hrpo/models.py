@@ -167,8 +167,31 @@ def folded_lora(model):
             m.__dict__.pop("forward", None)
 
 
+def grouped_eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """transformers' eager attention without `repeat_kv`: the n_rep query heads that share a KV head are
+    stacked as rows of one matmul against that head's keys and values, so the KV cache is never copied.
+
+    query (B, H, q, D), key/value (B, KV, T, D), H = KV * n_rep (head h uses KV head h // n_rep, as
+    repeat_kv lays them out); attention_mask (B, 1, q, T) additive.  Same products, softmax in fp32 cast
+    back to the query dtype, output (B, q, H, D).  Eager repeats each KV head n_rep times per layer per
+    call: in bf16 decoding on CPU (SmolLM2: 9 query heads on 3 KV heads) that copy took ~12% of a rollout.
+    Test: pytest tests/test_fidelity.py -k grouped
+    """
+    B, H, q, D = query.shape
+    KV, T = key.shape[1], key.shape[2]
+    rep = H // KV
+    scores = torch.matmul(query.reshape(B, KV, rep * q, D), key.transpose(2, 3)) * scaling   # (B, KV, rep*q, T)
+    if attention_mask is not None:
+        scores = (scores.view(B, KV, rep, q, T) + attention_mask[:, :, None, :, :T]).view(B, KV, rep * q, T)
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    probs = F.dropout(probs, p=dropout, training=module.training)
+    out = torch.matmul(probs, value).view(B, H, q, D)                                      # (B, H, q, D)
+    return out.transpose(1, 2).contiguous(), probs.view(B, H, q, T)
+
+
 def same_attention_path(model, device, dtype) -> None:
-    """bf16/fp16 on CPU: eager attention, so KV-cache decoding and teacher forcing agree bit for bit.
+    """bf16/fp16 on CPU: eager attention (grouped_eager_attention), so KV-cache decoding and teacher forcing
+    agree bit for bit.
 
     With SDPA the one-token decode step and the whole-sequence pass take different CPU kernels; in bf16
     that alone made the rollout's log-probs and the teacher-forced ones differ by up to ~0.6 (median 3e-3),
@@ -176,7 +199,14 @@ def same_attention_path(model, device, dtype) -> None:
     fp32 and CUDA keep the model's default attention.
     """
     if torch.device(device).type == "cpu" and dtype in LOW_PRECISION and hasattr(model, "set_attn_implementation"):
-        model.set_attn_implementation("eager")
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.masking_utils import eager_mask
+        AttentionInterface.register(GROUPED_EAGER, grouped_eager_attention)
+        AttentionMaskInterface.register(GROUPED_EAGER, eager_mask)
+        model.set_attn_implementation(GROUPED_EAGER)
+
+
+GROUPED_EAGER = "hrpo_grouped_eager"
 
 
 def tiny_random_model(tokenizer):
