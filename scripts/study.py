@@ -112,21 +112,24 @@ def cmd_report(args) -> None:
         print("|---|---|---|---|---|---|---|")
         per = {}
         for g, members in groups.items():
-            rows = [load_rows(out, n, s) for n in members if (out / f"{n}__{s}.jsonl").exists()]
+            present = [n for n in members if (out / f"{n}__{s}.jsonl").exists()]
+            rows = [load_rows(out, n, s) for n in present]
             if not rows:
                 continue
-            per[g] = [[r["reward"] for r in rs] for rs in rows]
-            m, lo, hi = bootstrap(per[g])
+            per[g] = {n.rpartition("-")[2]: [r["reward"] for r in rs] for n, rs in zip(present, rows)}   # seed -> rewards
+            m, lo, hi = bootstrap(list(per[g].values()))
             flat = [r for rs in rows for r in rs]
             avg = lambda k: sum(float(r[k]) for r in flat) / len(flat)  # noqa: E731
             print(f"| {g} | {len(rows)} | {m:.3f} ({lo:.3f}-{hi:.3f}) | {avg('correct'):.3f} | {avg('formatted'):.3f} "
                   f"| {avg('num_tokens'):.1f} | {avg('hidden_ratio'):.4f} |")
         gs = list(per)
-        for a, b in [(x, y) for x in gs for y in gs if x.startswith("hrpo") and y.startswith("grpo")]:
-            S = min(len(per[a]), len(per[b]))
-            diff = [[x - y for x, y in zip(per[a][i], per[b][i])] for i in range(S)]
+        # HRPO vs GRPO, and a model with its latents vs the same model decoded plain (group name + "-plain")
+        pairs = [(x, y) for x in gs for y in gs if (x.startswith("hrpo") and y.startswith("grpo")) or y == x + "-plain"]
+        for a, b in pairs:
+            seeds = sorted(set(per[a]) & set(per[b]))                  # paired over problems within each seed
+            diff = [[x - y for x, y in zip(per[a][k], per[b][k])] for k in seeds]
             m, lo, hi = bootstrap(diff)
-            print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, {S} seed(s)")
+            print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, seeds {', '.join(seeds)}")
 
 
 def main() -> None:
