@@ -174,7 +174,8 @@ def grouped_eager_attention(module, query, key, value, attention_mask, scaling, 
     query (B, H, q, D), key/value (B, KV, T, D), H = KV * n_rep (head h uses KV head h // n_rep, as
     repeat_kv lays them out); attention_mask (B, 1, q, T) additive.  Same products, softmax in fp32 cast
     back to the query dtype, output (B, q, H, D).  Eager repeats each KV head n_rep times per layer per
-    call: in bf16 decoding on CPU (SmolLM2: 9 query heads on 3 KV heads) that copy took ~12% of a rollout.
+    call: without that copy bf16 training rollouts on CPU (SmolLM2: 9 query heads on 3 KV heads) run 1.17x
+    faster (BENCHMARKS.md section 13).
     Test: pytest tests/test_fidelity.py -k grouped
     """
     B, H, q, D = query.shape

@@ -127,7 +127,13 @@ def cmd_report(args) -> None:
         pairs = [(x, y) for x in gs for y in gs if (x.startswith("hrpo") and y.startswith("grpo")) or y == x + "-plain"]
         for a, b in pairs:
             seeds = sorted(set(per[a]) & set(per[b]))                  # paired over problems within each seed
-            diff = [[x - y for x, y in zip(per[a][k], per[b][k])] for k in seeds]
+            matched = [(per[a][k], per[b][k]) for k in seeds]
+            if not seeds and len(per[a]) == len(per[b]) == 1:          # two single models, e.g. base vs a run
+                seeds, matched = ["-"], [(*per[a].values(), *per[b].values())]
+            if not seeds:
+                print(f"\n{a} - {b}: no seed in common")
+                continue
+            diff = [[x - y for x, y in zip(ra, rb)] for ra, rb in matched]
             m, lo, hi = bootstrap(diff)
             print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, seeds {', '.join(seeds)}")
 
