@@ -81,6 +81,39 @@ def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Ten
     return h / probs.norm(dim=-1, keepdim=True).to(E.dtype)                   # (B, H)
 
 
+def distinct_rows(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Rows of a (B, P) prompt batch that repeat (a GRPO group decodes each prompt G times).
+
+    Returns (first, inverse): first (U,) the index of one row per distinct (ids, mask) row, inverse (B,)
+    each row's index into first, so rows == first[inverse] hold the same prompt; None if no row repeats.
+    """
+    _, inverse = torch.unique(torch.cat([ids, mask], 1), dim=0, return_inverse=True)
+    rows = torch.arange(len(ids), device=ids.device)
+    first = torch.full((int(inverse.max()) + 1,), len(ids), device=ids.device).scatter_reduce(0, inverse, rows, "amin")
+    return None if len(first) == len(ids) else (first, inverse)
+
+
+def prompt_pass(model, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, ids: torch.Tensor):
+    """Run the (B, P) prompts with use_cache, each distinct prompt once: (last-position logits (B, V), cache).
+
+    The cache of the distinct prompts is then indexed out to all B rows (index_select: differentiable, so a
+    teacher-forced loss pass gets the gradient of every copy).  With 4 prompts x G = 8 this computes 4 rows
+    instead of 32 (the prompt is ~125 of a row's ~160 tokens in arith training).  The rollout's prefill and the
+    teacher-forced pass both go through here, so they compute the prompt with the same kernels and shapes.
+    """
+    groups = distinct_rows(ids, mask)
+    first, inverse = groups if groups else (torch.arange(len(ids), device=ids.device), None)
+    last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)   # index tensor: see Decoder._forward
+    with low_precision(model):                                         # fp32 LoRA adapters run in bf16
+        out = model(inputs_embeds=embeds[first], attention_mask=mask[first], position_ids=positions[first],
+                    use_cache=True, logits_to_keep=last)
+    logits, cache = out.logits[:, -1], out.cache
+    if inverse is not None:
+        cache.reorder_cache(inverse)
+        logits = logits[inverse]
+    return logits, cache
+
+
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention mask), both (B, L), left-padded."""
     width = max(len(s) for s in seqs)
@@ -135,7 +168,8 @@ class Decoder:
         ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        logits, cache = self._forward(E[ids], mask, positions)                 # (B, V)
+        logits, cache = prompt_pass(hm.model, E[ids], mask, positions, ids)   # each distinct prompt once
+        logits = logits.float()                                                 # (B, V)
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)
         alive = torch.ones(rows, dtype=torch.bool, device=dev)

@@ -12,7 +12,7 @@ import torch
 
 from .loss import token_logprobs
 from .models import low_precision
-from .rollout import Trace, left_pad
+from .rollout import Trace, distinct_rows, left_pad, prompt_pass
 
 
 @dataclass
@@ -70,9 +70,24 @@ def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
     return torch.cat([embeds[:, :P], comp], dim=1)
 
 
-def completion_logits(model, embeds: torch.Tensor, batch: Batch) -> torch.Tensor:
-    """(B, T, V) logits scoring each completion token, from one forward pass."""
-    L, T = embeds.shape[1] - 1, batch.completion.shape[1]
+def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: bool = True) -> torch.Tensor:
+    """(B, T, V) logits scoring each completion token.
+
+    share_prompts (default): two passes, rollout.prompt_pass (each distinct prompt once, its KV cache indexed
+    out to every row that repeats it) and the completions on top of that cache; the same values and
+    gradients as one pass over the whole rows (tests/test_rollout.py), with a G-fold smaller prompt part
+    (in arith training the prompt is ~3/4 of each row).  Without repeated prompts, or share_prompts=False:
+    one forward over prompt + completion.
+    """
+    L, T, P = embeds.shape[1] - 1, batch.completion.shape[1], batch.prompt_len
+    if share_prompts and distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) is not None:
+        first, cache = prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], batch.ids[:, :P])
+        if T == 1:
+            return first.unsqueeze(1)
+        with low_precision(model):
+            out = model(inputs_embeds=embeds[:, P:-1], attention_mask=batch.mask[:, :-1],
+                        position_ids=batch.positions[:, P:-1], cache=cache, use_cache=True)
+        return torch.cat([first.unsqueeze(1), out.logits], dim=1)
     # positions as an index tensor (a contiguous gather), not logits_to_keep=T: the int form slices a
     # non-contiguous view and the lm_head matmul then materialises a (B, H, V) copy of the weight
     keep = torch.arange(L - T, L, device=embeds.device)
@@ -82,7 +97,8 @@ def completion_logits(model, embeds: torch.Tensor, batch: Batch) -> torch.Tensor
     return out.logits
 
 
-def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temperature: float, gate=None) -> torch.Tensor:
+def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temperature: float, gate=None,
+                        share_prompts: bool = True) -> torch.Tensor:
     """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau)."""
-    logits = completion_logits(model, input_embeds(E, batch, gate), batch)
+    logits = completion_logits(model, input_embeds(E, batch, gate), batch, share_prompts)
     return token_logprobs(logits, batch.completion, top_k, temperature)

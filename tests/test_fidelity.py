@@ -97,12 +97,12 @@ def test_export_carries_the_runs_metrics_up_to_the_checkpoint(tmp_path):
     assert steps == [1, 2] and not (dst / "trainer_state.pt").exists()
 
 
-def lora_model(dtype):
-    """tiny-random with rank-4 LoRA adapters on every target, B random (a policy away from its start)."""
+def lora_model(dtype, spec="tiny-random"):
+    """spec (a fresh copy) with rank-4 LoRA adapters on every target, B random (a policy away from its start)."""
     from peft import LoraConfig, get_peft_model
     from hrpo.config import LORA_TARGETS
     from hrpo.models import load_model
-    hm = load_model("tiny-random", device="cpu", dtype=dtype)
+    hm = load_model(spec, device="cpu", dtype=dtype)
     hm.model = get_peft_model(hm.model, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS))
     randomize_lora(hm.model)
     return hm
@@ -202,3 +202,45 @@ def test_grouped_attention_equals_eager_attention(dtype):
     # bf16 backward sums the n_rep heads' key/value gradients in another order: 1.9% apart here, where
     # eager bf16 itself is 66% away from the fp32 gradient on these random tokens
     assert ((g - want).norm() / want.norm()).item() < (1e-5 if dtype == "float32" else 5e-2)
+
+
+def test_distinct_rows_groups_repeated_prompts_by_ids_and_mask():
+    from hrpo.rollout import distinct_rows
+    ids = torch.tensor([[0, 5, 6], [1, 2, 3], [0, 5, 6], [0, 5, 6], [1, 2, 3]])
+    mask = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]])   # row 3: same ids, no padding
+    first, inverse = distinct_rows(ids, mask)
+    assert len(first) == 3
+    assert torch.equal(ids[first[inverse]], ids) and torch.equal(mask[first[inverse]], mask)
+    assert inverse[0] == inverse[2] != inverse[3] and inverse[1] == inverse[4]
+    assert distinct_rows(ids[:2], mask[:2]) is None
+
+
+def test_shared_prompt_pass_gives_the_one_pass_log_probs_and_gradients():
+    """The real embedded model with LoRA adapters and a gate, a GRPO-like batch (2 prompts of different
+    length x 3 copies, sampled): teacher forcing that computes each prompt once and shares its KV cache gives
+    the log-probs and the gradients (LoRA, gate) of one pass over the whole rows, and the rollout's."""
+    from hrpo.config import RolloutConfig
+    from hrpo.models import folded_lora
+    from hrpo.rollout import rollout
+    from hrpo.teacher import completion_logprobs, pack
+    hm = lora_model("float32", spec="default")
+    prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
+    cfg = RolloutConfig(max_new_tokens=16, seed=2)
+    with folded_lora(hm.model):
+        traces = rollout(hm, [p for p in prompts for _ in range(3)], cfg, keep_latents=True)
+    assert len({tuple(t.token_ids) for t in traces}) > 2                     # the copies were sampled apart
+    batch = pack(traces, hm.pad_id, hm.device)
+    params = [p for p in [*hm.model.parameters(), *hm.gate.parameters()] if p.requires_grad]
+    out = {}
+    for share in (True, False):
+        with folded_lora(hm.model):
+            lp = completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, hm.gate, share)
+            lp[batch.valid].sum().backward()
+        out[share] = lp.detach(), [p.grad.clone() for p in params]
+        for p in params:
+            p.grad = None
+    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-4, rtol=0)
+    assert (out[True][0] - batch.logprobs)[batch.valid].abs().max() < 1e-4
+    assert len(params) > 30 and all(g.abs().sum() > 0 for g in out[True][1][-3:])   # the gate gets gradient
+    for shared, whole in zip(out[True][1], out[False][1]):                 # fp32 summation-order noise only
+        assert (shared - whole).norm() <= 1e-4 * whole.norm()

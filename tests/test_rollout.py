@@ -50,6 +50,18 @@ def test_batched_rows_equal_rows_decoded_alone(embedded):
         assert max(abs(x.gate_a - y.gate_a) for x, y in zip(alone.steps, t.steps)) < 1e-5
 
 
+def test_repeated_prompts_decode_like_distinct_ones(embedded):
+    """The prefill computes a repeated prompt once and shares its cache: each copy still decodes as alone."""
+    cfg = RolloutConfig(max_new_tokens=24, greedy=True)
+    rows = [PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[1], PROMPTS[0]]
+    together = rollout(embedded, rows, cfg)
+    assert together[0].token_ids == together[2].token_ids == together[4].token_ids
+    for r, t in enumerate(together[:2]):
+        alone = rollout(embedded, [rows[r]], cfg)[0]
+        assert t.token_ids == alone.token_ids
+        assert [s.logprob for s in t.steps] == pytest.approx([s.logprob for s in alone.steps], abs=1e-4)
+
+
 def test_streaming_yields_the_steps_of_the_final_traces(embedded):
     dec = Decoder(embedded, PROMPTS[:2], RolloutConfig(max_new_tokens=12, seed=1))
     seen = {0: [], 1: []}
