@@ -93,16 +93,16 @@ def distinct_rows(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, 
     return None if len(first) == len(ids) else (first, inverse)
 
 
-def prompt_pass(model, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, ids: torch.Tensor):
+def prompt_pass(model, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, groups):
     """Run the (B, P) prompts with use_cache, each distinct prompt once: (last-position logits (B, V), cache).
+    groups: distinct_rows(ids, mask) of these prompts (None: every row is run).
 
     The cache of the distinct prompts is then indexed out to all B rows (index_select: differentiable, so a
     teacher-forced loss pass gets the gradient of every copy).  With 4 prompts x G = 8 this computes 4 rows
     instead of 32 (the prompt is ~125 of a row's ~160 tokens in arith training).  The rollout's prefill and the
     teacher-forced pass both go through here, so they compute the prompt with the same kernels and shapes.
     """
-    groups = distinct_rows(ids, mask)
-    first, inverse = groups if groups else (torch.arange(len(ids), device=ids.device), None)
+    first, inverse = groups if groups else (slice(None), None)
     last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)   # index tensor: see Decoder._forward
     with low_precision(model):                                         # fp32 LoRA adapters run in bf16
         out = model(inputs_embeds=embeds[first], attention_mask=mask[first], position_ids=positions[first],
@@ -168,7 +168,7 @@ class Decoder:
         ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        logits, cache = prompt_pass(hm.model, E[ids], mask, positions, ids)   # each distinct prompt once
+        logits, cache = prompt_pass(hm.model, E[ids], mask, positions, distinct_rows(ids, mask))
         logits = logits.float()                                                 # (B, V)
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)

@@ -75,13 +75,14 @@ def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: 
 
     share_prompts (default): two passes, rollout.prompt_pass (each distinct prompt once, its KV cache indexed
     out to every row that repeats it) and the completions on top of that cache; the same values and
-    gradients as one pass over the whole rows (tests/test_rollout.py), with a G-fold smaller prompt part
+    gradients as one pass over the whole rows (tests/test_fidelity.py -k shared), with a G-fold smaller prompt part
     (in arith training the prompt is ~3/4 of each row).  Without repeated prompts, or share_prompts=False:
     one forward over prompt + completion.
     """
     L, T, P = embeds.shape[1] - 1, batch.completion.shape[1], batch.prompt_len
-    if share_prompts and distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) is not None:
-        first, cache = prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], batch.ids[:, :P])
+    groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
+    if groups is not None:
+        first, cache = prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
         if T == 1:
             return first.unsqueeze(1)
         with low_precision(model):
