@@ -1,10 +1,11 @@
-"""Teacher forcing: rebuild a rollout's input embeddings and recompute its log-probs in one pass.
+"""Teacher forcing: rebuild a rollout's input embeddings and recompute its log-probs in one batched forward
+(two when prompts repeat: each distinct prompt once, then the completions on its shared KV cache).
 
 The layout matches the decoder exactly: prompts left-padded to P, completions appended and
 right-padded to T, position ids = cumsum(attention mask) - 1.  At thinking positions the input
 is rebuilt as gate(E[x], h_stored) with whatever gate is passed (the trainer passes the trainable
 one, so gradients reach W_r, W_i and Lambda); elsewhere it is E[x].  The logits at position P-1+t
-score completion token t.  Test: pytest tests/test_rollout.py::test_teacher_forcing_matches_kv_cache
+score completion token t.  Tests: pytest tests/test_rollout.py -k kv_cache, tests/test_fidelity.py -k shared
 """
 from dataclasses import dataclass
 
