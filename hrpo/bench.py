@@ -177,6 +177,8 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
                 dtypes=(None,), lora_rank: int = 32, unfolded: bool = False) -> list[dict]:
     """Seconds per GRPO and HRPO step on the same prompts and seed, in each dtype; rollout vs loss share.
 
+    Every trainer is built and warmed up first (one step each), then their timed steps run round-robin.
+
     Rows: name (grpo | hrpo; with unfolded=True also grpo-unfolded | hrpo-unfolded: fold_lora off, the
     adapters applied as separate matmuls), dtype, step_seconds, rollout_seconds, shares, logprob_drift
     (max over the timed steps), completion_len_mean, peak_mb; vs_float32 = fp32 seconds / these seconds.
@@ -185,7 +187,7 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
     from .config import TrainConfig
     from .models import pick_device_dtype
     from .trainer import Trainer
-    rows = []
+    trainers = {}
     for dt in dtypes:
         for mode, fold in [(m, f) for m in ("grpo", "hrpo") for f in ((True, False) if unfolded else (True,))]:
             name = mode if fold else f"{mode}-unfolded"
@@ -196,14 +198,20 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
                               seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank, fold_lora=fold)
             trainer = Trainer(cfg)
             trainer.train_step(0)                                               # warm-up
-            ms = [trainer.train_step(s) for s in range(1, steps + 1)]
-            step_s = sum(m["step_seconds"] for m in ms) / steps
-            roll_s = sum(m["rollout_seconds"] for m in ms) / steps
-            tokens = sum(m["completion_len_mean"] for m in ms) / steps
-            rows.append({"name": name, "dtype": dtype_name(pick_device_dtype(device, dt)[1]), "step_seconds": step_s,
-                         "rollout_seconds": roll_s, "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
-                         "logprob_drift": max(m["logprob_drift"] for m in ms), "completion_len_mean": tokens,
-                         "peak_mb": peak_memory_mb(trainer.hm.device)})
-            del trainer
+            trainers[name, dtype_name(pick_device_dtype(device, dt)[1])] = trainer
+    ms = {key: [] for key in trainers}
+    for s in range(1, steps + 1):             # round-robin: a slow spell of the machine hits every contender
+        for key, trainer in trainers.items():
+            ms[key].append(trainer.train_step(s))
+    rows = []
+    for (name, dtype), m in ms.items():
+        step_s = sum(x["step_seconds"] for x in m) / steps
+        roll_s = sum(x["rollout_seconds"] for x in m) / steps
+        rows.append({"name": name, "dtype": dtype, "step_seconds": step_s, "rollout_seconds": roll_s,
+                     "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
+                     "logprob_drift": max(x["logprob_drift"] for x in m),
+                     "completion_len_mean": sum(x["completion_len_mean"] for x in m) / steps,
+                     "peak_mb": peak_memory_mb(trainers[name, dtype].hm.device)})
+    del trainers
     shutil.rmtree(out, ignore_errors=True)
     return add_ratios(rows, "step_seconds", faster=False)

@@ -7,12 +7,16 @@ Per generated position, while a row's completion does not yet contain '####':
 From the token that completes '####' on, inputs are plain E[x]; prompts are never mixed.
 The marker is found per row from each new token's text and a 3-character tail, so a '####' split
 over several tokens is caught without re-decoding the completion.
+A row that writes EOS leaves the batch (its KV-cache rows are dropped), so later steps compute only the
+rows still writing; sampling draws as if every row were still there, so no row's tokens depend on when
+the others finish (tests/test_rollout.py -k finished).
 
 Each Step also records the effective vocabulary 1 / sum(p^2) = 1 / ||p||_2^2 (the inverse square of the
 norm that normalises h): about 1 for a peaked p, k for a uniform top-k.
 `Decoder(...).steps()` yields the per-step records as they are produced (the live UI streams them);
 `rollout()` runs it to the end and returns one Trace per prompt.  Test: pytest tests/test_rollout.py
 """
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -81,6 +85,24 @@ def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Ten
     return h / probs.norm(dim=-1, keepdim=True).to(E.dtype)                   # (B, H)
 
 
+def sample(probs: torch.Tensor, rows: torch.Tensor, total: int, gen: torch.Generator) -> torch.Tensor:
+    """(b, 1) draws from probs (b, k), rows `rows` of a `total`-row batch: the draws torch.multinomial(p, 1)
+    makes for those rows of the whole batch.  multinomial is argmax p / q with q ~ Exp(1) filled over the
+    (total, k) tensor, so q is drawn for every row: the tokens of a row do not depend on which others
+    have finished and left the batch (tests/test_rollout.py -k finished)."""
+    q = torch.empty((total, probs.shape[-1]), dtype=probs.dtype, device=probs.device).exponential_(1, generator=gen)
+    return (probs / q[rows]).argmax(-1, keepdim=True)
+
+
+def on_all_rows(fn, inputs: tuple, rows: torch.Tensor, total: int) -> list:
+    """fn's outputs at `rows` when its inputs (b, ...) are these rows of a `total`-row batch, fn run on all
+    `total` rows (zeros at the others).  For the gate once finished rows have left the batch: MKL's fp32
+    GEMM rounds differently for some small row counts (1-3, 5-7, 9-11), and in a bf16 rollout that flipped
+    bf16 roundings of the mixed input and moved a log-prob by 0.4 against the teacher-forced pass."""
+    full = [x.new_zeros((total, *x.shape[1:])).index_copy_(0, rows, x) for x in inputs]
+    return [y[rows] for y in fn(*full)]
+
+
 def distinct_rows(ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Rows of a (B, P) prompt batch that repeat (a GRPO group decodes each prompt G times).
 
@@ -127,6 +149,10 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 ForceA = Callable[[int], float | None]   # step index -> forced gate value (None: the learned gate)
+# Finished rows leave the decode batch, but it keeps at least 2 rows: with a single row this CPU's kernels
+# compute some attention steps differently (bf16 logits 0.25 apart at some lengths; 2-8 rows agree with the
+# teacher-forced pass bit for bit), and the rollout must reproduce the teacher-forced log-probs.
+MIN_ROWS = 2
 
 
 class Decoder:
@@ -172,55 +198,63 @@ class Decoder:
         logits = logits.float()                                                 # (B, V)
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)
-        alive = torch.ones(rows, dtype=torch.bool, device=dev)
+        active = torch.arange(rows, device=dev)     # (b,) the trace of each batch row: finished rows leave
+        live = torch.ones(rows, dtype=torch.bool, device=dev)   # (b,) False: a finished row kept as filler
         watch = MarkerWatch(rows)
         gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         eos = torch.tensor(sorted(hm.eos_ids), device=dev)
         kept = {name: [[] for _ in range(rows)] for name in ("latents", "inputs", "top_ids", "top_probs")}
         for t in range(cfg.max_new_tokens):
-            probs, logp, idx = sampling_distribution(logits, cfg.top_k, cfg.temperature)   # (B, k)
-            pick = probs.argmax(-1, keepdim=True) if cfg.greedy else torch.multinomial(probs, 1, generator=gen)
-            x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (B,)
-            x = torch.where(alive, x, torch.full_like(x, hm.pad_id))
-            lp = logp.gather(-1, pick).squeeze(-1)                               # (B,) = token_logprobs(logits, x)
-            entropy = -(probs * logp).sum(-1)                                    # (B,)
-            eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                       # (B,) = 1 / ||p||_2^2
-            x_list, alive_list = x.tolist(), alive.tolist()
+            probs, logp, idx = sampling_distribution(logits, cfg.top_k, cfg.temperature)   # (b, k)
+            pick = probs.argmax(-1, keepdim=True) if cfg.greedy else sample(probs, active, rows, gen)
+            x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (b,)
+            x = torch.where(live, x, torch.full_like(x, hm.pad_id))
+            lp = logp.gather(-1, pick).squeeze(-1)                               # (b,) = token_logprobs(logits, x)
+            entropy = -(probs * logp).sum(-1)                                    # (b,)
+            eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                       # (b,) = 1 / ||p||_2^2
+            x_list, act, live_list = x.tolist(), active.tolist(), live.tolist()
             pieces = [hm.piece(i) for i in x_list]
-            thinking = [cfg.hybrid and a and not watch.push(r, p) for r, (a, p) in enumerate(zip(alive_list, pieces))]
-            e = E[x]                                                             # (B, H)
+            thinking = [cfg.hybrid and w and not watch.push(r, p) for r, w, p in zip(act, live_list, pieces)]
+            e = E[x]                                                             # (b, H)
             a = torch.ones_like(e, dtype=torch.float32)
             h = None
             if cfg.hybrid:
-                h = latent_embedding(probs, idx, E)                              # (B, H)
-                mixed, a_mix = hm.gate(e, h, force_a=self.force_a(t) if self.force_a else None)
+                h = latent_embedding(probs, idx, E)                              # (b, H)
+                gate = functools.partial(hm.gate, force_a=self.force_a(t) if self.force_a else None)
+                mixed, a_mix = gate(e, h) if len(act) == rows else on_all_rows(gate, (e, h), active, rows)
                 think = torch.tensor(thinking, device=dev).unsqueeze(-1)
                 e = torch.where(think, mixed, e)
                 a = torch.where(think, a_mix, a)
             if self.keep_states:
-                top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)     # (B, 10)
+                top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)     # (b, 10)
                 top_ids = idx.gather(-1, j) if idx is not None else j
             stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy, eff_vocab], -1).tolist()
             events = []
-            for r in range(rows):
-                if not alive_list[r]:
+            for j, r in enumerate(act):
+                if not live_list[j]:
                     continue
-                st = Step(t, pieces[r], x_list[r], thinking[r], *stats[r])
+                st = Step(t, pieces[j], x_list[j], thinking[j], *stats[j])
                 self.traces[r].steps.append(st)
-                self.traces[r].token_ids.append(x_list[r])
+                self.traces[r].token_ids.append(x_list[j])
                 if self.keep_latents and h is not None:
-                    kept["latents"][r].append(h[r].float().cpu())
+                    kept["latents"][r].append(h[j].float().cpu())
                 if self.keep_states:
-                    kept["inputs"][r].append(e[r].float().cpu())
-                    kept["top_ids"][r].append(top_ids[r].cpu())
-                    kept["top_probs"][r].append(top_probs[r].cpu())
+                    kept["inputs"][r].append(e[j].float().cpu())
+                    kept["top_ids"][r].append(top_ids[j].cpu())
+                    kept["top_probs"][r].append(top_probs[j].cpu())
                 events.append((r, st))
             self.generated += len(events)
-            alive &= ~torch.isin(x, eos)
             yield events
-            if not alive.any():
+            live &= ~torch.isin(x, eos)
+            if not live.any() or t == cfg.max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            keep = live.nonzero().squeeze(-1)
+            if len(keep) < MIN_ROWS:        # and a finished row or so, decoding padding, as filler
+                keep = torch.cat([keep, (~live).nonzero().squeeze(-1)])[:min(MIN_ROWS, len(live))].sort().values
+            if len(keep) < len(live):       # finished rows leave the batch: later steps compute only the others
+                active, live, e, mask, next_pos = active[keep], live[keep], e[keep], mask[keep], next_pos[keep]
+                cache.reorder_cache(keep)
             logits, cache = self._forward(e.unsqueeze(1), mask, next_pos, cache)
             next_pos = next_pos + 1
         self.seconds = time.perf_counter() - start

@@ -1,5 +1,6 @@
-"""Teacher forcing: rebuild a rollout's input embeddings and recompute its log-probs in one batched forward
-(two when prompts repeat: each distinct prompt once, then the completions on its shared KV cache).
+"""Teacher forcing: rebuild a rollout's input embeddings and recompute its log-probs in batched forwards:
+each distinct prompt once, then the completions on its shared KV cache, in a few groups of rows of similar
+completion length, each padded only to its own longest completion (length_chunks).
 
 The layout matches the decoder exactly: prompts left-padded to P, completions appended and
 right-padded to T, position ids = cumsum(attention mask) - 1.  At thinking positions the input
@@ -7,9 +8,11 @@ is rebuilt as gate(E[x], h_stored) with whatever gate is passed (the trainer pas
 one, so gradients reach W_r, W_i and Lambda); elsewhere it is E[x].  The logits at position P-1+t
 score completion token t.  Tests: pytest tests/test_rollout.py -k kv_cache, tests/test_fidelity.py -k shared
 """
+import copy
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .loss import token_logprobs
 from .models import low_precision
@@ -30,6 +33,14 @@ class Batch:
     @property
     def prompt_len(self) -> int:
         return self.ids.shape[1] - self.completion.shape[1]
+
+    def select(self, rows: torch.Tensor, width: int) -> "Batch":
+        """These rows, their completions cut to the first `width` positions."""
+        end = self.prompt_len + width
+        cut = lambda x, n: None if x is None else x[rows, :n]                  # noqa: E731
+        return Batch(cut(self.ids, end), cut(self.mask, end), cut(self.positions, end), cut(self.completion, width),
+                     cut(self.valid, width), cut(self.thinking, width), cut(self.latents, width),
+                     cut(self.logprobs, width))
 
 
 def pack(traces: list[Trace], pad_id: int, device) -> Batch:
@@ -71,19 +82,21 @@ def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
     return torch.cat([embeds[:, :P], comp], dim=1)
 
 
-def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: bool = True) -> torch.Tensor:
-    """(B, T, V) logits scoring each completion token.
+def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: bool = True, prompt=None) -> torch.Tensor:
+    """(B, T) x V logits scoring each completion token.
 
     share_prompts (default): two passes, rollout.prompt_pass (each distinct prompt once, its KV cache indexed
     out to every row that repeats it) and the completions on top of that cache; the same values and
     gradients as one pass over the whole rows (tests/test_fidelity.py -k shared), with a G-fold smaller prompt part
-    (in arith training the prompt is ~3/4 of each row).  Without repeated prompts, or share_prompts=False:
-    one forward over prompt + completion.
+    (in arith training the prompt is ~3/4 of each row).  prompt: that pass's (logits, cache) for these rows,
+    computed already.  Without repeated prompts, or share_prompts=False: one forward over prompt + completion.
     """
     L, T, P = embeds.shape[1] - 1, batch.completion.shape[1], batch.prompt_len
-    groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
-    if groups is not None:
-        first, cache = prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
+    if prompt is None and share_prompts:
+        groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P])
+        prompt = groups and prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
+    if prompt:
+        first, cache = prompt
         if T == 1:
             return first.unsqueeze(1)
         with low_precision(model):
@@ -99,8 +112,66 @@ def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: 
     return out.logits
 
 
+def length_chunks(lengths: list[int], max_chunks: int = 4, chunk_cost: int = 16) -> list[list[int]]:
+    """Rows grouped by completion length so that padding each group only to its own longest completion
+    computes the fewest positions: at most max_chunks groups of consecutive rows in length order, each
+    group charged chunk_cost positions more (a forward and a backward of their own).
+
+    A training batch pads every row to its longest completion: in arith training ~38 of 64 positions are
+    real early on and ~22 later, when one rambling row still sets the width for all 32.
+    """
+    order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+    L = [max(1, lengths[r]) for r in order]                                    # descending
+    n, INF = len(L), float("inf")
+    # best[c][i]: fewest positions for the first i rows in c groups; a group of rows j..i-1 costs (i - j) * L[j]
+    best = [[0.0] + [INF] * n] + [[INF] * (n + 1) for _ in range(max_chunks)]
+    cut = [[0] * (n + 1) for _ in range(max_chunks + 1)]
+    for c in range(1, max_chunks + 1):
+        for i in range(1, n + 1):
+            for j in range(i):
+                cost = best[c - 1][j] + (i - j) * L[j] + chunk_cost
+                if cost < best[c][i]:
+                    best[c][i], cut[c][i] = cost, j
+    c = min(range(1, max_chunks + 1), key=lambda k: best[k][n])
+    groups, i = [], n
+    while i > 0:
+        j = cut[c][i]
+        groups.append(order[j:i])
+        i, c = j, c - 1
+    return groups[::-1]
+
+
+def select_rows(cache, rows: torch.Tensor):
+    """A cache of these rows of `cache` (index_select: differentiable), `cache` itself unchanged."""
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.reorder_cache(rows)
+    return out
+
+
 def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temperature: float, gate=None,
-                        share_prompts: bool = True) -> torch.Tensor:
-    """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau)."""
-    logits = completion_logits(model, input_embeds(E, batch, gate), batch, share_prompts)
-    return token_logprobs(logits, batch.completion, top_k, temperature)
+                        share_prompts: bool = True, max_chunks: int = 4) -> torch.Tensor:
+    """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau).
+
+    The prompts are computed once (share_prompts), then the completions in up to max_chunks groups of rows
+    of similar length (length_chunks), each on its rows of the prompt cache and padded only to its longest
+    completion.  Same values and gradients at every valid position as one pass over (B, T) (beyond a row's
+    length the values mean nothing either way): tests/test_fidelity.py -k chunks.  max_chunks=1: one pass.
+    """
+    embeds = input_embeds(E, batch, gate)
+    lengths = batch.valid.sum(-1).tolist()
+    chunks = length_chunks(lengths, max_chunks)
+    if len(chunks) == 1:
+        return token_logprobs(completion_logits(model, embeds, batch, share_prompts), batch.completion, top_k, temperature)
+    P, T, dev = batch.prompt_len, batch.completion.shape[1], embeds.device
+    groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
+    prompt = groups and prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
+    parts = []
+    for chunk in chunks:
+        rows, width = torch.tensor(chunk, device=dev), max(1, max(lengths[r] for r in chunk))
+        sub = batch.select(rows, width)
+        sub_prompt = prompt and (prompt[0][rows], select_rows(prompt[1], rows))
+        logits = completion_logits(model, embeds[rows, :P + width], sub, share_prompts, sub_prompt)
+        parts.append(F.pad(token_logprobs(logits, sub.completion, top_k, temperature), (0, T - width)))
+    order = torch.tensor([r for chunk in chunks for r in chunk], device=dev)
+    return torch.cat(parts)[order.argsort()]

@@ -174,6 +174,28 @@ def test_folded_bf16_rollouts_and_loss_pass_agree(tmp_path):
     assert (logp - mb["batch"].logprobs)[mb["batch"].valid].abs().max() > 1e-3
 
 
+def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values():
+    """bf16, the real model with LoRA: folded with grad off (a training rollout) no adapter runs, so it runs
+    without autocast; the loss pass (grad on) and unfolded adapters run under it; the logits agree bit for
+    bit.  The layer walk happens once per model."""
+    from hrpo.models import casting_layers, folded_lora, low_precision
+    hm = lora_model("bfloat16", spec="default")
+    layers = casting_layers(hm.model)
+    assert len(layers) == 7 * hm.model.config.num_hidden_layers and casting_layers(hm.model) is layers
+    ids = torch.randint(0, 40000, (2, 16), generator=torch.Generator().manual_seed(0))
+    logits = {}
+    with folded_lora(hm.model):
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad), low_precision(hm.model):
+                assert torch.is_autocast_enabled("cpu") == grad
+                assert all(m.cast_input_dtype_enabled != grad for m in layers)
+                logits[grad] = hm.model(inputs_embeds=hm.embeddings[ids]).logits.detach()
+    assert torch.equal(logits[False], logits[True])
+    with torch.no_grad(), low_precision(hm.model):
+        assert torch.is_autocast_enabled("cpu")
+    assert all(m.cast_input_dtype_enabled for m in layers)
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_grouped_attention_equals_eager_attention(dtype):
     """The real embedded model (9 query heads on 3 KV heads), left padding: grouped_eager_attention gives
@@ -215,32 +237,38 @@ def test_distinct_rows_groups_repeated_prompts_by_ids_and_mask():
     assert distinct_rows(ids[:2], mask[:2]) is None
 
 
-def test_shared_prompt_pass_gives_the_one_pass_log_probs_and_gradients():
+def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gradients():
     """The real embedded model with LoRA adapters and a gate, a GRPO-like batch (2 prompts of different
-    length x 3 copies, sampled): teacher forcing that computes each prompt once and shares its KV cache gives
-    the log-probs and the gradients (LoRA, gate) of one pass over the whole rows, and the rollout's."""
+    length x 3 copies, sampled, completions of 2 to 16 tokens): teacher forcing that computes each prompt once
+    and shares its KV cache, and that runs the completions in groups of similar length (tests -k chunks),
+    gives the log-probs and the gradients (LoRA, gate) of one pass over the whole rows, and the rollout's."""
     from hrpo.config import RolloutConfig
     from hrpo.models import folded_lora
     from hrpo.rollout import rollout
-    from hrpo.teacher import completion_logprobs, pack
+    from hrpo.teacher import completion_logprobs, length_chunks, pack
     hm = lora_model("float32", spec="default")
     prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
     cfg = RolloutConfig(max_new_tokens=16, seed=2)
     with folded_lora(hm.model):
         traces = rollout(hm, [p for p in prompts for _ in range(3)], cfg, keep_latents=True)
     assert len({tuple(t.token_ids) for t in traces}) > 2                     # the copies were sampled apart
+    for t, n in zip(traces, [16, 4, 9, 16, 2, 12]):                          # prefixes: ragged lengths
+        t.token_ids, t.steps, t.latents = t.token_ids[:n], t.steps[:n], t.latents[:n]
     batch = pack(traces, hm.pad_id, hm.device)
+    assert len(length_chunks(batch.valid.sum(-1).tolist())) > 1
     params = [p for p in [*hm.model.parameters(), *hm.gate.parameters()] if p.requires_grad]
     out = {}
-    for share in (True, False):
+    for share, chunks in ((True, 4), (False, 4), (True, 1), (False, 1)):
         with folded_lora(hm.model):
-            lp = completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, hm.gate, share)
+            lp = completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, hm.gate, share, chunks)
             lp[batch.valid].sum().backward()
-        out[share] = lp.detach(), [p.grad.clone() for p in params]
+        out[share, chunks] = lp.detach(), [p.grad.clone() for p in params]
         for p in params:
             p.grad = None
-    torch.testing.assert_close(out[True][0], out[False][0], atol=1e-4, rtol=0)
-    assert (out[True][0] - batch.logprobs)[batch.valid].abs().max() < 1e-4
-    assert len(params) > 30 and all(g.abs().sum() > 0 for g in out[True][1][-3:])   # the gate gets gradient
-    for shared, whole in zip(out[True][1], out[False][1]):                 # fp32 summation-order noise only
-        assert (shared - whole).norm() <= 1e-4 * whole.norm()
+    whole = out[False, 1]
+    assert (whole[0] - batch.logprobs)[batch.valid].abs().max() < 1e-4
+    assert len(params) > 30 and all(g.abs().sum() > 0 for g in whole[1][-3:])   # the gate gets gradient
+    for key in ((True, 4), (False, 4), (True, 1)):
+        torch.testing.assert_close(out[key][0][batch.valid], whole[0][batch.valid], atol=1e-4, rtol=0)
+        for g, want in zip(out[key][1], whole[1]):                          # fp32 summation-order noise only
+            assert (g - want).norm() <= 1e-4 * want.norm(), key

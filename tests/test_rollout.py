@@ -62,6 +62,41 @@ def test_repeated_prompts_decode_like_distinct_ones(embedded):
         assert [s.logprob for s in t.steps] == pytest.approx([s.logprob for s in alone.steps], abs=1e-4)
 
 
+def test_finished_rows_leave_the_batch_without_changing_the_others(embedded, monkeypatch):
+    """Sampled, hybrid: once a row writes EOS later steps compute only the rows still running, and those
+    sample the same tokens (the same draws) as when nothing finishes early."""
+    import dataclasses
+    cfg = RolloutConfig(max_new_tokens=24, temperature=1.0, top_k=50, seed=4)
+    endless = dataclasses.replace(embedded, eos_ids=frozenset())
+    free = rollout(endless, PROMPTS[:4], cfg)
+    stop = dataclasses.replace(embedded, eos_ids=frozenset({free[1].token_ids[3], free[2].token_ids[9]}))
+    widths = []
+    forward = Decoder._forward
+    monkeypatch.setattr(Decoder, "_forward", lambda self, e, *a: widths.append(len(e)) or forward(self, e, *a))
+    ended = Decoder(stop, PROMPTS[:4], cfg).run()
+    n1, n2 = len(ended[1].token_ids), len(ended[2].token_ids)
+    assert n1 <= 4 and n2 <= 10 and ended[1].finish == ended[2].finish == "eos"
+    assert widths[0] == 4 and widths[-1] == 2 and widths == sorted(widths, reverse=True)
+    assert sum(widths) == sum(len(t.token_ids) for t in ended) - 4          # a row's last token is never fed
+    for a, b in zip(ended, free):
+        n = len(a.token_ids)
+        assert a.token_ids == b.token_ids[:n] and a.thinking_mask == b.thinking_mask[:n]
+        assert [s.logprob for s in a.steps] == pytest.approx([s.logprob for s in b.steps[:n]], abs=1e-4)
+
+
+def test_the_gate_sees_the_whole_batch_after_rows_leave(embedded):
+    """on_all_rows: the gate's values for a few rows are those it gives them within the whole batch (MKL's
+    fp32 GEMM rounds some small row counts differently, and a bf16 rollout turned that into log-prob drift)."""
+    from hrpo.rollout import on_all_rows
+    g = torch.Generator().manual_seed(0)
+    e, h = torch.randn(32, 576, generator=g), torch.randn(32, 576, generator=g)
+    full = embedded.gate(e, h)
+    for rows in ([5], [3, 17, 30], list(range(0, 32, 3))):
+        rows = torch.tensor(rows)
+        got = on_all_rows(embedded.gate, (e[rows], h[rows]), rows, 32)
+        assert all(torch.equal(x, y[rows]) for x, y in zip(got, full))
+
+
 def test_streaming_yields_the_steps_of_the_final_traces(embedded):
     dec = Decoder(embedded, PROMPTS[:2], RolloutConfig(max_new_tokens=12, seed=1))
     seen = {0: [], 1: []}
