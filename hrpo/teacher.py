@@ -82,19 +82,14 @@ def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
     return torch.cat([embeds[:, :P], comp], dim=1)
 
 
-def completion_logits(model, embeds: torch.Tensor, batch: Batch, share_prompts: bool = True, prompt=None) -> torch.Tensor:
-    """(B, T) x V logits scoring each completion token.
+def completion_logits(model, embeds: torch.Tensor, batch: Batch, prompt=None) -> torch.Tensor:
+    """(B, T, V) logits scoring each completion token.
 
-    share_prompts (default): two passes, rollout.prompt_pass (each distinct prompt once, its KV cache indexed
-    out to every row that repeats it) and the completions on top of that cache; the same values and
-    gradients as one pass over the whole rows (tests/test_fidelity.py -k shared), with a G-fold smaller prompt part
-    (in arith training the prompt is ~3/4 of each row).  prompt: that pass's (logits, cache) for these rows,
-    computed already.  Without repeated prompts, or share_prompts=False: one forward over prompt + completion.
+    prompt: (last-position logits, KV cache) of these rows' prompts from rollout.prompt_pass: the completions
+    run on top of that cache (the prompts were computed once per distinct prompt).  None: one forward over
+    prompt + completion.
     """
     L, T, P = embeds.shape[1] - 1, batch.completion.shape[1], batch.prompt_len
-    if prompt is None and share_prompts:
-        groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P])
-        prompt = groups and prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
     if prompt:
         first, cache = prompt
         if T == 1:
@@ -153,25 +148,27 @@ def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temper
                         share_prompts: bool = True, max_chunks: int = 4) -> torch.Tensor:
     """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau).
 
-    The prompts are computed once (share_prompts), then the completions in up to max_chunks groups of rows
-    of similar length (length_chunks), each on its rows of the prompt cache and padded only to its longest
-    completion.  Same values and gradients at every valid position as one pass over (B, T) (beyond a row's
-    length the values mean nothing either way): tests/test_fidelity.py -k chunks.  max_chunks=1: one pass.
+    share_prompts (default), where prompts repeat: rollout.prompt_pass computes each distinct prompt once and
+    indexes its KV cache out to every row that repeats it (in arith training the prompt is ~3/4 of each row;
+    a G-fold smaller prompt part).  Then the completions, in up to max_chunks groups of rows of similar length
+    (length_chunks), each on its rows of the prompt cache and padded only to its longest completion.  The
+    same values and gradients at every valid position as one pass over the whole (B, P + T) rows (beyond a
+    row's length the values mean nothing either way): tests/test_fidelity.py -k "shared or chunks".
     """
     embeds = input_embeds(E, batch, gate)
-    lengths = batch.valid.sum(-1).tolist()
-    chunks = length_chunks(lengths, max_chunks)
-    if len(chunks) == 1:
-        return token_logprobs(completion_logits(model, embeds, batch, share_prompts), batch.completion, top_k, temperature)
     P, T, dev = batch.prompt_len, batch.completion.shape[1], embeds.device
     groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
     prompt = groups and prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
+    lengths = batch.valid.sum(-1).tolist()
+    chunks = length_chunks(lengths, max_chunks)
+    if len(chunks) == 1:
+        return token_logprobs(completion_logits(model, embeds, batch, prompt), batch.completion, top_k, temperature)
     parts = []
     for chunk in chunks:
         rows, width = torch.tensor(chunk, device=dev), max(1, max(lengths[r] for r in chunk))
         sub = batch.select(rows, width)
         sub_prompt = prompt and (prompt[0][rows], select_rows(prompt[1], rows))
-        logits = completion_logits(model, embeds[rows, :P + width], sub, share_prompts, sub_prompt)
+        logits = completion_logits(model, embeds[rows, :P + width], sub, sub_prompt)
         parts.append(F.pad(token_logprobs(logits, sub.completion, top_k, temperature), (0, T - width)))
     order = torch.tensor([r for chunk in chunks for r in chunk], device=dev)
     return torch.cat(parts)[order.argsort()]
