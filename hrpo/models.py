@@ -113,16 +113,15 @@ def low_precision(model):
     -k autocast).  Wrap only the model call: the gate and the loss stay outside, in fp32.  fp32 models:
     a no-op.  Test: pytest tests/test_fidelity.py
     """
-    layers = casting_layers(model)
-    grad = torch.is_grad_enabled()
-    if compute_dtype(model) not in LOW_PRECISION or not any(grad or not is_folded(m) for m in layers):
+    dt, layers, grad = compute_dtype(model), casting_layers(model), torch.is_grad_enabled()
+    if dt not in LOW_PRECISION or not any(grad or not is_folded(m) for m in layers):
         yield
         return
     saved = [m.cast_input_dtype_enabled for m in layers]
     try:
         for m in layers:
             m.cast_input_dtype_enabled = False
-        with torch.autocast(device_type=model.get_input_embeddings().weight.device.type, dtype=compute_dtype(model)):
+        with torch.autocast(device_type=model.get_input_embeddings().weight.device.type, dtype=dt):
             yield
     finally:
         for m, v in zip(layers, saved):

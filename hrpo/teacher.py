@@ -158,17 +158,16 @@ def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temper
     embeds = input_embeds(E, batch, gate)
     P, T, dev = batch.prompt_len, batch.completion.shape[1], embeds.device
     groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
-    prompt = groups and prompt_pass(model, embeds[:, :P], batch.mask[:, :P], batch.positions[:, :P], groups)
+    if groups:                                  # the distinct prompts once; each group of rows takes its copies
+        first, inverse = groups
+        prompt = prompt_pass(model, embeds[first, :P], batch.mask[first, :P], batch.positions[first, :P], None)
     lengths = batch.valid.sum(-1).tolist()
-    chunks = length_chunks(lengths, max_chunks)
-    if len(chunks) == 1:
-        return token_logprobs(completion_logits(model, embeds, batch, prompt), batch.completion, top_k, temperature)
-    parts = []
-    for chunk in chunks:
+    parts, order = [], []
+    for chunk in length_chunks(lengths, max_chunks):
         rows, width = torch.tensor(chunk, device=dev), max(1, max(lengths[r] for r in chunk))
         sub = batch.select(rows, width)
-        sub_prompt = prompt and (prompt[0][rows], select_rows(prompt[1], rows))
+        sub_prompt = groups and (prompt[0][inverse[rows]], select_rows(prompt[1], inverse[rows]))
         logits = completion_logits(model, embeds[rows, :P + width], sub, sub_prompt)
         parts.append(F.pad(token_logprobs(logits, sub.completion, top_k, temperature), (0, T - width)))
-    order = torch.tensor([r for chunk in chunks for r in chunk], device=dev)
-    return torch.cat(parts)[order.argsort()]
+        order += chunk
+    return torch.cat(parts)[torch.tensor(order, device=dev).argsort()]
