@@ -26,7 +26,7 @@ import torch
 from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
-from .models import HybridModel, low_precision
+from .models import HybridModel, LeanDecodeStep, low_precision
 from .rewards import MARKER, extract_answer
 
 
@@ -176,7 +176,9 @@ class Decoder:
         self.traces = [Trace(prompt=t, prompt_ids=i, hybrid=self.cfg.hybrid) for t, i in zip(texts, ids)]
         self.generated, self.seconds = 0, 0.0
 
-    def _forward(self, embeds, mask, positions, cache=None):
+    def _forward(self, embeds, mask, positions, cache, lean: LeanDecodeStep | None):
+        if lean is not None:                        # bf16 Llama on CPU: the same logits, fewer calls
+            return lean(embeds, mask, positions, cache).float(), cache
         # the last position as an index tensor, not logits_to_keep=1: an int slices the hidden states to a
         # non-contiguous view, and the lm_head matmul on it then copies the whole (V, H) weight once per row
         last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)
@@ -196,6 +198,7 @@ class Decoder:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
         logits, cache = prompt_pass(hm.model, E[ids], mask, positions, distinct_rows(ids, mask))
         logits = logits.float()                                                 # (B, V)
+        lean = LeanDecodeStep.build(hm.model)                                   # after any folding: reads weights
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)
         active = torch.arange(rows, device=dev)     # (b,) the trace of each batch row: finished rows leave
@@ -255,7 +258,7 @@ class Decoder:
             if len(keep) < len(live):       # finished rows leave the batch: later steps compute only the others
                 active, live, e, mask, next_pos = active[keep], live[keep], e[keep], mask[keep], next_pos[keep]
                 cache.reorder_cache(keep)
-            logits, cache = self._forward(e.unsqueeze(1), mask, next_pos, cache)
+            logits, cache = self._forward(e.unsqueeze(1), mask, next_pos, cache, lean)
             next_pos = next_pos + 1
         self.seconds = time.perf_counter() - start
         for r, tr in enumerate(self.traces):

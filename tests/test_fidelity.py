@@ -272,3 +272,28 @@ def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gr
         torch.testing.assert_close(out[key][0][batch.valid], whole[0][batch.valid], atol=1e-4, rtol=0)
         for g, want in zip(out[key][1], whole[1]):                          # fp32 summation-order noise only
             assert (g - want).norm() <= 1e-4 * want.norm(), key
+
+def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
+    """bf16 on CPU the decoder's one-token steps run LeanDecodeStep: the same tokens, log-probs and gate values,
+    bit for bit, as the model's own forward, with ragged (left-padded) prompts and a row leaving early; on a
+    LoRA model only once folded_lora has folded the adapters (a training rollout), never in fp32."""
+    import dataclasses
+    from hrpo.config import RolloutConfig
+    from hrpo.models import LeanDecodeStep, folded_lora
+    from hrpo.rollout import Decoder
+    assert LeanDecodeStep.build(embedded.model) is None                      # fp32: MKL rounds wider matrices apart
+    hm = lora_model("bfloat16", spec="default")
+    assert LeanDecodeStep.build(hm.model) is None                            # live adapters: not the model's path
+    prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?",
+               [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]] * 2
+    cfg = RolloutConfig(max_new_tokens=20, temperature=1.0, top_k=50, seed=3)
+    with torch.no_grad(), folded_lora(hm.model):
+        assert LeanDecodeStep.build(hm.model) is not None
+        hm = dataclasses.replace(hm, eos_ids=frozenset({Decoder(hm, prompts, cfg).run()[1].token_ids[5]}))
+        lean = Decoder(hm, prompts, cfg).run()
+        monkeypatch.setattr(LeanDecodeStep, "build", classmethod(lambda cls, model: None))
+        plain = Decoder(hm, prompts, cfg).run()
+    assert lean[1].finish == "eos" and len(lean[1].token_ids) <= 6
+    for a, b in zip(lean, plain, strict=True):
+        assert a.token_ids == b.token_ids and a.finish == b.finish
+        assert [(s.logprob, s.gate_a, s.entropy) for s in a.steps] == [(s.logprob, s.gate_a, s.entropy) for s in b.steps]
