@@ -6,9 +6,9 @@ sampling or mixing, on the embedded model with random prompts, each dtype and va
   prealloc  the cache written in place into a buffer sized prompt + new, attention on its views
   compile   torch.compile (inductor) of the model over a StaticCache, static shapes (the compile is
             timed on its own: it is paid once per process and shape)
-  lean      a hand-written Llama decode step (LeanStep) over the same DynamicCache: q/k/v and gate/up
-            each one matmul over concatenated weights, no module calls, transformers' own norms and
-            rotary; how much of the step is transformers' per-call overhead
+  lean      hrpo.models.LeanDecodeStep over the same DynamicCache (what rollout.Decoder runs in bf16):
+            q/k/v and gate/up each one matmul over concatenated weights, no module calls; timed in fp32
+            too (the decoder does not use it there: its fp32 logits differ by ~4e-5)
 Each row: dtype, variant, prefill seconds (eager), milliseconds per decode step, and whether the greedy
 tokens equal the eager ones.
     PYTHONPATH=. python scripts/bench_decode.py --variants eager,prealloc,compile --prompt-len 125
@@ -16,12 +16,13 @@ tokens equal the eager ones.
 import argparse
 import json
 import time
+import types
 
 import torch
 from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import DynamicLayer
 
-from hrpo.models import grouped_eager_attention, load_model, low_precision
+from hrpo.models import LeanDecodeStep, load_model, low_precision
 
 
 class InPlaceLayer(DynamicLayer):
@@ -45,46 +46,6 @@ class InPlaceLayer(DynamicLayer):
         return self.keys, self.values
 
 
-def rotate_half(x):
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-class LeanStep:
-    """One decode step of a Llama-family model without transformers' module calls: per layer
-    norm -> one q/k/v matmul -> rotary -> cache append -> grouped attention -> o_proj -> norm -> one
-    gate/up matmul -> SiLU * up -> down.  Same operations as the eager model, fewer and larger matmuls."""
-
-    def __init__(self, model):
-        m, cfg = model.model, model.config
-        self.heads, self.kv = cfg.num_attention_heads, cfg.num_key_value_heads
-        self.dim = cfg.hidden_size // self.heads
-        self.layers = [(layer.self_attn, layer.input_layernorm, layer.post_attention_layernorm,
-                        torch.cat([layer.self_attn.q_proj.weight, layer.self_attn.k_proj.weight,
-                                   layer.self_attn.v_proj.weight]),
-                        torch.cat([layer.mlp.gate_proj.weight, layer.mlp.up_proj.weight]),
-                        layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight) for layer in m.layers]
-        self.norm, self.rotary, self.head = m.norm, m.rotary_emb, model.lm_head.weight
-
-    def __call__(self, inputs_embeds, position_ids, cache, **_):
-        x = inputs_embeds                                                   # (B, 1, H)
-        B, q_len = x.shape[:2]
-        cos, sin = (t.unsqueeze(1) for t in self.rotary(x, position_ids))  # (B, 1, 1, D)
-        split = [self.heads * self.dim, self.kv * self.dim, self.kv * self.dim]
-        for i, (attn, n1, n2, qkv, gate_up, o, down) in enumerate(self.layers):
-            q, k, v = torch.nn.functional.linear(n1(x), qkv).split(split, -1)
-            q = q.view(B, q_len, self.heads, self.dim).transpose(1, 2)
-            k = k.view(B, q_len, self.kv, self.dim).transpose(1, 2)
-            v = v.view(B, q_len, self.kv, self.dim).transpose(1, 2)
-            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
-            keys, values = cache.update(k, v, i)
-            out, _ = grouped_eager_attention(attn, q, keys, values, None, attn.scaling)
-            x = x + torch.nn.functional.linear(out.reshape(B, q_len, -1), o)
-            g, u = torch.nn.functional.linear(n2(x), gate_up).chunk(2, -1)
-            x = x + torch.nn.functional.linear(torch.nn.functional.silu(g) * u, down)
-        return type("Out", (), {"logits": torch.nn.functional.linear(self.norm(x), self.head)})
-
-
 @torch.no_grad()
 def decode(hm, ids, new: int, variant: str, forward=None):
     """(prefill s, ms per decode step, greedy tokens (B, new - 1))."""
@@ -100,7 +61,11 @@ def decode(hm, ids, new: int, variant: str, forward=None):
         prefill = time.perf_counter() - t0
         if variant == "prealloc":
             cache.layers = [InPlaceLayer(layer.keys, layer.values, P + new) for layer in cache.layers]
-        step = LeanStep(model) if variant == "lean" else model if forward is None else forward
+        step = model if forward is None else forward
+        if variant == "lean":
+            lean = LeanDecodeStep(model)
+            step = lambda inputs_embeds, attention_mask, position_ids, cache, **_: types.SimpleNamespace(  # noqa: E731
+                logits=lean(inputs_embeds, attention_mask, position_ids, cache).unsqueeze(1))
         x, tokens = out.logits[:, -1].float().argmax(-1), []
         t0 = time.perf_counter()
         for t in range(new - 1):
