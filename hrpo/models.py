@@ -236,7 +236,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class LeanDecodeStep:
-    """One-token decode step of a Llama-layout model without transformers' module calls (bf16/fp16 on CPU).
+    """One-token decode step of a Llama-layout model without transformers' module calls (bf16 on CPU).
 
     Per layer: norm -> one matmul for q, k, v (their weights concatenated) -> rotary -> cache append ->
     grouped_eager_attention -> o_proj -> norm -> one matmul for gate and up -> SiLU * up -> down; the
@@ -244,7 +244,7 @@ class LeanDecodeStep:
     the logits equal the model's bit for bit in bf16 (so decoding and teacher forcing still agree), and a
     bf16 decode step is 1.11x (32 rows) to 1.17x (8 rows) faster (BENCHMARKS.md section 17).  `build`
     returns None where this would not be the model's own computation: fp32 (MKL rounds a wider matrix
-    differently), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k norms), LoRA adapters
+    differently; fp16 is not measured), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k norms), LoRA adapters
     not folded by `folded_lora`.  Weights are read when built: build after folding, once per decode.
     Test: pytest tests/test_fidelity.py -k lean
     """
@@ -268,7 +268,7 @@ class LeanDecodeStep:
         cfg = base.config
         plain = (cfg.model_type == "llama" and cfg.hidden_act == "silu" and not getattr(cfg, "attention_bias", False)
                  and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "_attn_implementation", None) == GROUPED_EAGER)
-        if not plain or compute_dtype(model) not in LOW_PRECISION or base.device.type != "cpu":
+        if not plain or compute_dtype(model) != torch.bfloat16 or base.device.type != "cpu":
             return None
         if any(isinstance(m, LoraLayer) and not is_folded(m) for m in model.modules()):
             return None
