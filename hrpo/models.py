@@ -244,8 +244,9 @@ class LeanDecodeStep:
     the logits equal the model's bit for bit in bf16 (so decoding and teacher forcing still agree), and a
     bf16 decode step is 1.11x (32 rows) to 1.17x (8 rows) faster (BENCHMARKS.md section 17).  `build`
     returns None where this would not be the model's own computation: fp32 (MKL rounds a wider matrix
-    differently; fp16 is not measured), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k norms), LoRA adapters
-    not folded by `folded_lora`.  Weights are read when built: build after folding, once per decode.
+    differently; fp16 is not measured), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k
+    norms), LoRA adapters not folded by `folded_lora`.  Weights are read when built: build after folding,
+    once per decode.
     Test: pytest tests/test_fidelity.py -k lean
     """
 
