@@ -34,7 +34,8 @@ import torch
 from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
-from .models import HybridModel, low_precision
+from .kernels import low_precision
+from .models import HybridModel
 from .rewards import MARKER, extract_answer
 from .rollout import Step, Trace, latent_embedding, left_pad
 

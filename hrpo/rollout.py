@@ -26,7 +26,8 @@ import torch
 from .config import RolloutConfig
 from .gate import hidden_ratio
 from .loss import sampling_distribution
-from .models import HybridModel, LeanDecodeStep, low_precision
+from .kernels import LeanDecodeStep, low_precision
+from .models import HybridModel
 from .rewards import MARKER, extract_answer
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .loss import token_logprobs
-from .models import low_precision
+from .kernels import low_precision
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
 
 

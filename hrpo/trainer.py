@@ -28,7 +28,8 @@ from torch import nn
 from . import checkpoint as ckpt
 from .config import RolloutConfig, TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss, tis_weights
-from .models import load_model, folded_lora
+from .kernels import folded_lora
+from .models import load_model
 from .rewards import score
 from .evaluate import make_decoder
 from .fastpath import static_wanted

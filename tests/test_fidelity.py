@@ -118,7 +118,7 @@ def randomize_lora(model) -> None:
 
 
 def forward_and_grads(hm, ids):
-    from hrpo.models import low_precision
+    from hrpo.kernels import low_precision
     emb = hm.embeddings[ids].detach().float().requires_grad_(True)
     with low_precision(hm.model):
         logits = hm.model(inputs_embeds=emb.to(hm.embeddings.dtype)).logits.float()
@@ -129,7 +129,7 @@ def forward_and_grads(hm, ids):
 
 
 def test_folded_lora_keeps_values_and_gradients_and_restores_the_model():
-    from hrpo.models import folded_lora
+    from hrpo.kernels import folded_lora
     hm = lora_model("float32")
     ids = torch.randint(0, 1000, (2, 12), generator=torch.Generator().manual_seed(1))
     weights = {n: p for n, p in hm.model.named_parameters()}
@@ -153,7 +153,7 @@ def test_folded_lora_keeps_values_and_gradients_and_restores_the_model():
 
 
 def test_folded_lora_skips_models_without_adapters(tiny):
-    from hrpo.models import folded_lora
+    from hrpo.kernels import folded_lora
     w = tiny.model.model.layers[0].self_attn.q_proj.weight
     with folded_lora(tiny.model):
         assert tiny.model.model.layers[0].self_attn.q_proj.weight is w
@@ -178,7 +178,7 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
     """bf16, the real model with LoRA: folded with grad off (a training rollout) no adapter runs, so it runs
     without autocast; the loss pass (grad on) and unfolded adapters run under it; the logits agree bit for
     bit.  The layer walk happens once per model."""
-    from hrpo.models import casting_layers, folded_lora, low_precision
+    from hrpo.kernels import casting_layers, folded_lora, low_precision
     hm = lora_model("bfloat16", spec="default")
     layers = casting_layers(hm.model)
     assert len(layers) == 7 * hm.model.config.num_hidden_layers and casting_layers(hm.model) is layers
@@ -200,7 +200,8 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
 def test_grouped_attention_equals_eager_attention(dtype):
     """The real embedded model (9 query heads on 3 KV heads), left padding: grouped_eager_attention gives
     transformers' eager logits bit for bit, and the same gradient to the inputs; bf16 on CPU loads with it."""
-    from hrpo.models import GROUPED_EAGER, load_model
+    from hrpo.kernels import GROUPED_EAGER
+    from hrpo.models import load_model
     hm = load_model("default", device="cpu", dtype=dtype)
     if dtype == "bfloat16":
         assert hm.model.config._attn_implementation == GROUPED_EAGER
@@ -243,7 +244,7 @@ def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gr
     and shares its KV cache, and that runs the completions in groups of similar length (tests -k chunks),
     gives the log-probs and the gradients (LoRA, gate) of one pass over the whole rows, and the rollout's."""
     from hrpo.config import RolloutConfig
-    from hrpo.models import folded_lora
+    from hrpo.kernels import folded_lora
     from hrpo.rollout import rollout
     from hrpo.teacher import completion_logprobs, length_chunks, pack
     hm = lora_model("float32", spec="default")
@@ -279,7 +280,7 @@ def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     LoRA model only once folded_lora has folded the adapters (a training rollout), never in fp32."""
     import dataclasses
     from hrpo.config import RolloutConfig
-    from hrpo.models import LeanDecodeStep, folded_lora
+    from hrpo.kernels import LeanDecodeStep, folded_lora
     from hrpo.rollout import Decoder
     assert LeanDecodeStep.build(embedded.model) is None                      # fp32: MKL rounds wider matrices apart
     hm = lora_model("bfloat16", spec="default")

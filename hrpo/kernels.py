@@ -1,0 +1,228 @@
+"""How the model computes on the CPU in low precision, kept numerically identical between decoding and
+teacher forcing: `low_precision` (bf16 with fp32 LoRA adapters), `folded_lora` (adapters folded into their
+base weights), `grouped_eager_attention` (eager attention without copying the KV cache per head) and
+`LeanDecodeStep` (a bf16 Llama decode step without module calls).
+Test: pytest tests/test_fidelity.py
+"""
+import contextlib
+import types
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def compute_dtype(model) -> torch.dtype:
+    """The dtype an HF model computes in: that of its input embeddings (LoRA adapters may differ)."""
+    return model.get_input_embeddings().weight.dtype
+
+
+_CASTING_LAYERS = weakref.WeakKeyDictionary()    # model -> its peft layers that cast their own inputs
+
+
+def casting_layers(model) -> list:
+    """The peft layers of `model` that cast their inputs to the adapter dtype, found once per model object:
+    walking a LoRA model's ~2500 modules cost 6-7 ms, 8% of a bf16 decode step.  Adapters injected into
+    the same object later are not seen: they keep their own (correct, slower) input cast."""
+    layers = _CASTING_LAYERS.get(model)
+    if layers is None:
+        layers = _CASTING_LAYERS[model] = [m for m in model.modules() if hasattr(m, "cast_input_dtype_enabled")]
+    return layers
+
+
+@contextlib.contextmanager
+def low_precision(model):
+    """Run `model` (an HF causal LM, with or without peft LoRA adapters) in its own bf16/fp16 dtype.
+
+    peft keeps adapter weights in fp32 on a bf16 base and casts every adapter *input* (B, T, H) to fp32
+    and the output back: on CPU that was most of a bf16 training step (copies and fp32 matmuls in
+    210 adapters per forward).  Inside this context autocast casts the small fp32 adapter weights to
+    bf16 instead (once per forward; gradients still reach the fp32 weights) and peft's input cast is
+    switched off.  Where no adapter runs (none at all, or all folded by `folded_lora` with grad off, as
+    in a training rollout) the model is all bf16 and autocast is skipped (the same values: tests/test_fidelity.py
+    -k autocast).  Wrap only the model call: the gate and the loss stay outside, in fp32.  fp32 models:
+    a no-op.  Test: pytest tests/test_fidelity.py
+    """
+    dt, layers, grad = compute_dtype(model), casting_layers(model), torch.is_grad_enabled()
+    if dt not in LOW_PRECISION or not any(grad or not is_folded(m) for m in layers):
+        yield
+        return
+    saved = [m.cast_input_dtype_enabled for m in layers]
+    try:
+        for m in layers:
+            m.cast_input_dtype_enabled = False
+        with torch.autocast(device_type=model.get_input_embeddings().weight.device.type, dtype=dt):
+            yield
+    finally:
+        for m, v in zip(layers, saved):
+            m.cast_input_dtype_enabled = v
+
+
+def is_folded(layer) -> bool:
+    """A peft LoRA layer inside `folded_lora` (its adapter runs only with grad on, adding zero to the value)."""
+    return getattr(layer.__dict__.get("forward"), "__func__", None) is _folded_forward
+
+
+def _folded_forward(self, x, *args, **kwargs):
+    """A peft LoRA Linear under folded_lora: the value from the folded base weight alone; with grad enabled
+    the adapter branch adds exactly zero to the value but carries the gradient to A and B."""
+    out = self.base_layer(x, *args, **kwargs)
+    if torch.is_grad_enabled():
+        xd = x.detach()                     # d/dx already flows through the folded weight, once
+        for a in self.active_adapters:
+            if a in self.lora_A:
+                inp = xd if torch.is_autocast_enabled(xd.device.type) else xd.to(self.lora_A[a].weight.dtype)
+                branch = self.lora_B[a](self.lora_A[a](self.lora_dropout[a](inp))) * self.scaling[a]
+                out = out + (branch - branch.detach()).to(out.dtype)
+    return out
+
+
+@contextlib.contextmanager
+def folded_lora(model):
+    """Run a peft LoRA model with every adapter folded into its base weight: one matmul x (W + s B A).
+
+    Each LoRA Linear's base weight is replaced by W + s * B A (summed in fp32, stored in the base dtype,
+    as `merge_and_unload` does for inference) for the duration of the context, and its forward returns
+    the base layer's output alone; with grad enabled the adapter branch (fed a detached input) is added
+    as `branch - branch.detach()`: exactly zero in the value, the usual gradient to A and B, while the
+    gradient to the input flows once, through the folded weight.  So a rollout decodes the plain model
+    (210 adapters x 2 small matmuls fewer per step) and the teacher-forced loss pass under the same
+    context computes bit for bit the rollout's log-probs, in bf16 too (adapter path in bf16 vs a folded
+    rounded weight drifted by up to 0.27).  The original weight tensors are put back afterwards,
+    untouched.  Costs one copy of the adapted weights.  Not for CUDA-graph decoding (a captured graph
+    keeps the tensors it was captured with).  No adapters (or DoRA, merged, disabled or already folded ones):
+    a no-op.
+    Test: pytest tests/test_fidelity.py -k folded
+    """
+    from peft.tuners.lora.layer import Linear as LoraLinear, LoraLayer
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    plain = all(isinstance(m, LoraLinear) and not m.merged and not m.disable_adapters and "forward" not in m.__dict__
+                and not any(m.use_dora.values()) for m in layers)
+    if not layers or not plain:      # nothing to fold, folded already, or adapters this cannot fold (DoRA, ...)
+        yield
+        return
+    saved = []
+    try:
+        with torch.no_grad():
+            for m in layers:
+                w = m.get_base_layer().weight
+                delta = sum(m.get_delta_weight(a).float() for a in m.active_adapters if a in m.lora_A)
+                saved.append((m, w, w.data))
+                w.data = (w.data.float() + delta).to(w.dtype)
+                m.forward = types.MethodType(_folded_forward, m)
+        yield
+    finally:
+        for m, w, data in saved:
+            w.data = data
+            m.__dict__.pop("forward", None)
+
+
+def grouped_eager_attention(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
+    """transformers' eager attention without `repeat_kv`: the n_rep query heads that share a KV head are
+    stacked as rows of one matmul against that head's keys and values, so the KV cache is never copied.
+
+    query (B, H, q, D), key/value (B, KV, T, D), H = KV * n_rep (head h uses KV head h // n_rep, as
+    repeat_kv lays them out); attention_mask (B, 1, q, T) additive.  Same products, softmax in fp32 cast
+    back to the query dtype, output (B, q, H, D).  Eager repeats each KV head n_rep times per layer per
+    call: without that copy bf16 training rollouts on CPU (SmolLM2: 9 query heads on 3 KV heads) run 1.17x
+    faster (BENCHMARKS.md section 13).
+    Test: pytest tests/test_fidelity.py -k grouped
+    """
+    B, H, q, D = query.shape
+    KV, T = key.shape[1], key.shape[2]
+    rep = H // KV
+    scores = torch.matmul(query.reshape(B, KV, rep * q, D), key.transpose(2, 3)) * scaling   # (B, KV, rep*q, T)
+    if attention_mask is not None:
+        scores = (scores.view(B, KV, rep, q, T) + attention_mask[:, :, None, :, :T]).view(B, KV, rep * q, T)
+    probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    probs = F.dropout(probs, p=dropout, training=module.training)
+    out = torch.matmul(probs, value).view(B, H, q, D)                                      # (B, H, q, D)
+    return out.transpose(1, 2).contiguous(), probs.view(B, H, q, T)
+
+
+def same_attention_path(model, device, dtype) -> None:
+    """bf16/fp16 on CPU: eager attention (grouped_eager_attention), so KV-cache decoding and teacher forcing
+    agree bit for bit.
+
+    With SDPA the one-token decode step and the whole-sequence pass take different CPU kernels; in bf16
+    that alone made the rollout's log-probs and the teacher-forced ones differ by up to ~0.6 (median 3e-3),
+    i.e. training went off-policy.  The eager path uses the same matmuls in both passes (measured drift 0).
+    fp32 and CUDA keep the model's default attention.
+    """
+    if torch.device(device).type == "cpu" and dtype in LOW_PRECISION and hasattr(model, "set_attn_implementation"):
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.masking_utils import eager_mask
+        AttentionInterface.register(GROUPED_EAGER, grouped_eager_attention)
+        AttentionMaskInterface.register(GROUPED_EAGER, eager_mask)
+        model.set_attn_implementation(GROUPED_EAGER)
+
+
+GROUPED_EAGER = "hrpo_grouped_eager"
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class LeanDecodeStep:
+    """One-token decode step of a Llama-layout model without transformers' module calls (bf16 on CPU).
+
+    Per layer: norm -> one matmul for q, k, v (their weights concatenated) -> rotary -> cache append ->
+    grouped_eager_attention -> o_proj -> norm -> one matmul for gate and up -> SiLU * up -> down; the
+    model's own norm and rotary modules.  The same operations as the eager model in fewer, wider matmuls:
+    the logits equal the model's bit for bit in bf16 (so decoding and teacher forcing still agree), and a
+    bf16 decode step is 1.11x (32 rows) to 1.17x (8 rows) faster (BENCHMARKS.md section 17).  `build`
+    returns None where this would not be the model's own computation: fp32 (MKL rounds a wider matrix
+    differently; fp16 is not measured), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k
+    norms), LoRA adapters not folded by `folded_lora`.  Weights are read when built: build after folding,
+    once per decode.
+    Test: pytest tests/test_fidelity.py -k lean
+    """
+
+    def __init__(self, base):
+        cfg = base.config
+        self.heads, self.kv = cfg.num_attention_heads, cfg.num_key_value_heads
+        self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.split = [self.heads * self.dim, self.kv * self.dim, self.kv * self.dim]
+        w = lambda lin: lin.get_base_layer().weight if hasattr(lin, "get_base_layer") else lin.weight  # noqa: E731
+        self.layers = [(layer.self_attn, layer.input_layernorm, layer.post_attention_layernorm,
+                        torch.cat([w(layer.self_attn.q_proj), w(layer.self_attn.k_proj), w(layer.self_attn.v_proj)]),
+                        torch.cat([w(layer.mlp.gate_proj), w(layer.mlp.up_proj)]),
+                        w(layer.self_attn.o_proj), w(layer.mlp.down_proj)) for layer in base.model.layers]
+        self.norm, self.rotary, self.head = base.model.norm, base.model.rotary_emb, w(base.lm_head)
+
+    @classmethod
+    def build(cls, model) -> "LeanDecodeStep | None":
+        from peft.tuners.lora.layer import LoraLayer
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        cfg = base.config
+        plain = (cfg.model_type == "llama" and cfg.hidden_act == "silu" and not getattr(cfg, "attention_bias", False)
+                 and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "_attn_implementation", None) == GROUPED_EAGER)
+        if not plain or compute_dtype(model) != torch.bfloat16 or base.device.type != "cpu":
+            return None
+        if any(isinstance(m, LoraLayer) and not is_folded(m) for m in model.modules()):
+            return None
+        return cls(base)
+
+    def __call__(self, embeds: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache) -> torch.Tensor:
+        """embeds (b, 1, H), mask (b, T) the whole attention mask, positions (b, 1); appends to `cache`
+        and returns the logits (b, V) in the model's dtype."""
+        x, (b, q_len) = embeds, embeds.shape[:2]
+        cos, sin = (t.unsqueeze(1) for t in self.rotary(x, positions))          # (b, 1, q, D)
+        add = torch.zeros(mask.shape, dtype=x.dtype, device=x.device).masked_fill_(mask == 0, torch.finfo(x.dtype).min)
+        add = add[:, None, None, :]                                               # (b, 1, 1, T): eager's mask
+        for i, (attn, n1, n2, qkv, gate_up, o, down) in enumerate(self.layers):
+            q, k, v = F.linear(n1(x), qkv).split(self.split, -1)
+            q = q.view(b, q_len, self.heads, self.dim).transpose(1, 2)
+            k = k.view(b, q_len, self.kv, self.dim).transpose(1, 2)
+            v = v.view(b, q_len, self.kv, self.dim).transpose(1, 2)
+            q, k = q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
+            keys, values = cache.update(k, v, i)
+            out, _ = grouped_eager_attention(attn, q, keys, values, add, attn.scaling)
+            x = x + F.linear(out.reshape(b, q_len, -1), o)
+            gate, up = F.linear(n2(x), gate_up).chunk(2, -1)
+            x = x + F.linear(F.silu(gate) * up, down)
+        return F.linear(self.norm(x[:, -1]), self.head)
