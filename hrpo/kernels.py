@@ -40,13 +40,14 @@ def low_precision(model):
     and the output back: on CPU that was most of a bf16 training step (copies and fp32 matmuls in
     210 adapters per forward).  Inside this context autocast casts the small fp32 adapter weights to
     bf16 instead (once per forward; gradients still reach the fp32 weights) and peft's input cast is
-    switched off.  Where no adapter runs (none at all, or all folded by `folded_lora` with grad off, as
-    in a training rollout) the model is all bf16 and autocast is skipped (the same values: tests/test_fidelity.py
-    -k autocast).  Wrap only the model call: the gate and the loss stay outside, in fp32.  fp32 models:
-    a no-op.  Test: pytest tests/test_fidelity.py
+    switched off.  Where no adapter runs its own path (none at all, all disabled as in the reference pass,
+    or all folded by `folded_lora`, whose forward casts its rank-r weight itself: rollouts and the loss
+    pass) the model is all bf16 and autocast, with its per-operator dispatch, is skipped (the same values:
+    tests/test_fidelity.py -k autocast).  Wrap only the model call: the gate and the loss stay outside, in
+    fp32.  fp32 models: a no-op.  Test: pytest tests/test_fidelity.py
     """
-    dt, layers, grad = compute_dtype(model), casting_layers(model), torch.is_grad_enabled()
-    if dt not in LOW_PRECISION or not any(grad or not is_folded(m) for m in layers):
+    dt, layers = compute_dtype(model), casting_layers(model)
+    if dt not in LOW_PRECISION or all(is_folded(m) or m.disable_adapters for m in layers):
         yield
         return
     saved = [m.cast_input_dtype_enabled for m in layers]
@@ -61,22 +62,66 @@ def low_precision(model):
 
 
 def is_folded(layer) -> bool:
-    """A peft LoRA layer inside `folded_lora` (its adapter runs only with grad on, adding zero to the value)."""
+    """A peft LoRA layer inside `folded_lora` (its adapter adds nothing to the value; with grad on it carries
+    the gradient to A and B)."""
     return getattr(layer.__dict__.get("forward"), "__func__", None) is _folded_forward
+
+
+class _GhostBranch(torch.autograd.Function):
+    """`out` unchanged in value; backward gives u = A x and the B weight the gradient that out + s * B u
+    would give them: d/du = s * g B, d/dB = s * g^T u (g = d/d out, passed on to out as it is)."""
+
+    @staticmethod
+    def forward(ctx, out, u, weight, scaling):
+        ctx.save_for_backward(u, weight)
+        ctx.scaling = scaling
+        return out.view_as(out)
+
+    @staticmethod
+    def backward(ctx, g):
+        u, weight = ctx.saved_tensors
+        s = ctx.scaling
+        du = (g @ weight.to(g.dtype)) * s                                      # (..., r)
+        dw = (g.reshape(-1, g.shape[-1]).mT @ u.reshape(-1, u.shape[-1]).to(g.dtype)) * s   # (out, r)
+        return g, du.to(u.dtype), dw.to(weight.dtype), None
 
 
 def _folded_forward(self, x, *args, **kwargs):
     """A peft LoRA Linear under folded_lora: the value from the folded base weight alone; with grad enabled
-    the adapter branch adds exactly zero to the value but carries the gradient to A and B."""
+    each adapter's u = A x (on a detached input) is attached to it by _GhostBranch, which adds nothing to the
+    value and never forms s * B u, but gives A and B the gradient the branch would get."""
     out = self.base_layer(x, *args, **kwargs)
     if torch.is_grad_enabled():
         xd = x.detach()                     # d/dx already flows through the folded weight, once
         for a in self.active_adapters:
             if a in self.lora_A:
-                inp = xd if torch.is_autocast_enabled(xd.device.type) else xd.to(self.lora_A[a].weight.dtype)
-                branch = self.lora_B[a](self.lora_A[a](self.lora_dropout[a](inp))) * self.scaling[a]
-                out = out + (branch - branch.detach()).to(out.dtype)
+                A = self.lora_A[a].weight
+                u = F.linear(self.lora_dropout[a](xd), A.to(xd.dtype))          # (..., r)
+                out = _GhostBranch.apply(out, u, self.lora_B[a].weight, self.scaling[a])
     return out
+
+
+_FOLDS = weakref.WeakKeyDictionary()    # model -> {LoRA layer: (state key, folded weight)}
+
+
+def _adapter_state(m) -> tuple:
+    """What a LoRA layer's folded weight depends on: its base weight and active adapters, each tensor by
+    storage and in-place version (an optimizer step bumps the version)."""
+    state = lambda t: (t.data_ptr(), t._version)                                # noqa: E731
+    adapters = [a for a in m.active_adapters if a in m.lora_A]
+    return (state(m.get_base_layer().weight), m.fan_in_fan_out,
+            *((a, state(m.lora_A[a].weight), state(m.lora_B[a].weight), m.scaling[a]) for a in adapters))
+
+
+def _folded_weight(m) -> torch.Tensor:
+    """W + sum of s * B A over m's active adapters, summed in fp32 (one in-place addmm each), in W's dtype."""
+    w = m.get_base_layer().weight
+    out = w.detach().to(torch.float32, copy=True)
+    for a in m.active_adapters:
+        if a in m.lora_A:
+            A, B = m.lora_A[a].weight.detach().float(), m.lora_B[a].weight.detach().float()
+            out.addmm_(*((A.T, B.T) if m.fan_in_fan_out else (B, A)), alpha=m.scaling[a])
+    return out.to(w.dtype)
 
 
 @contextlib.contextmanager
@@ -85,15 +130,17 @@ def folded_lora(model):
 
     Each LoRA Linear's base weight is replaced by W + s * B A (summed in fp32, stored in the base dtype,
     as `merge_and_unload` does for inference) for the duration of the context, and its forward returns
-    the base layer's output alone; with grad enabled the adapter branch (fed a detached input) is added
-    as `branch - branch.detach()`: exactly zero in the value, the usual gradient to A and B, while the
-    gradient to the input flows once, through the folded weight.  So a rollout decodes the plain model
-    (210 adapters x 2 small matmuls fewer per step) and the teacher-forced loss pass under the same
+    the base layer's output alone; with grad enabled only u = A x (on a detached input) is computed and
+    attached to the output by `_GhostBranch`: nothing added to the value, the usual gradient to A and B,
+    while the gradient to the input flows once, through the folded weight.  So a rollout decodes the plain
+    model (210 adapters x 2 small matmuls fewer per step) and the teacher-forced loss pass under the same
     context computes bit for bit the rollout's log-probs, in bf16 too (adapter path in bf16 vs a folded
     rounded weight drifted by up to 0.27).  The original weight tensors are put back afterwards,
-    untouched.  Costs one copy of the adapted weights.  Not for CUDA-graph decoding (a captured graph
-    keeps the tensors it was captured with).  No adapters (or DoRA, merged, disabled or already folded ones):
-    a no-op.
+    untouched.  The folded weights are kept (one copy of the adapted weights, for the model's lifetime)
+    and reused while the base weights and adapters are unchanged (same storage and version): a training
+    step folds once for its rollout and its loss pass, not twice (a fold costs ~0.3 s on SmolLM2-135M, 2
+    CPU cores).  Not for CUDA-graph decoding (a captured graph keeps the tensors it was captured with).
+    No adapters (or DoRA, merged, disabled or already folded ones): a no-op.
     Test: pytest tests/test_fidelity.py -k folded
     """
     from peft.tuners.lora.layer import Linear as LoraLinear, LoraLayer
@@ -103,15 +150,15 @@ def folded_lora(model):
     if not layers or not plain:      # nothing to fold, folded already, or adapters this cannot fold (DoRA, ...)
         yield
         return
-    saved = []
+    cache, saved = _FOLDS.setdefault(model, {}), []
     try:
-        with torch.no_grad():
-            for m in layers:
-                w = m.get_base_layer().weight
-                delta = sum(m.get_delta_weight(a).float() for a in m.active_adapters if a in m.lora_A)
-                saved.append((m, w, w.data))
-                w.data = (w.data.float() + delta).to(w.dtype)
-                m.forward = types.MethodType(_folded_forward, m)
+        for m in layers:
+            w, key = m.get_base_layer().weight, _adapter_state(m)
+            if cache.get(m, (None,))[0] != key:
+                cache[m] = key, _folded_weight(m)
+            saved.append((m, w, w.data))
+            w.data = cache[m][1]
+            m.forward = types.MethodType(_folded_forward, m)
         yield
     finally:
         for m, w, data in saved:

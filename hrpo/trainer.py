@@ -275,7 +275,7 @@ class Trainer:
         for it in range(cfg.num_iterations):
             for i, mb in enumerate(micro_batches):
                 sync = contextlib.nullcontext() if i == len(micro_batches) - 1 else acc.no_sync(self.ddp)
-                with sync, self._folded():             # folded afresh per micro-batch: A, B change every update
+                with sync, self._folded():             # the rollout's fold, refolded after an update (A, B changed)
                     logp = self.ddp(mb["batch"])
                     if it == 0:
                         mb["old"] = logp.detach()

@@ -152,6 +152,30 @@ def test_folded_lora_keeps_values_and_gradients_and_restores_the_model():
     torch.testing.assert_close(f_dx, dx, atol=1e-5, rtol=1e-4)
 
 
+def test_folded_lora_reuses_its_fold_until_an_adapter_changes():
+    """A second fold with the same adapters swaps in the same folded tensors (a training step folds once for
+    its rollout and its loss pass); after an optimizer step the fold is W + s B A of the new adapters."""
+    from hrpo.kernels import folded_lora
+    hm = lora_model("bfloat16")
+    layer = hm.model.base_model.model.model.layers[0].self_attn.q_proj
+    folded = []
+    for _ in range(2):
+        with folded_lora(hm.model):
+            folded.append(layer.base_layer.weight.data_ptr())
+    assert folded[0] == folded[1] != layer.base_layer.weight.data_ptr()
+    with folded_lora(hm.model):
+        before = layer.base_layer.weight.data.clone()
+    opt = torch.optim.SGD([p for p in hm.model.parameters() if p.requires_grad], lr=0.5)
+    for p in opt.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    with folded_lora(hm.model):
+        refolded = layer.base_layer.weight.data.clone()
+    expected = layer.base_layer.weight.float() + layer.get_delta_weight("default").float()
+    assert not torch.equal(refolded, before)
+    torch.testing.assert_close(refolded.float(), expected.to(torch.bfloat16).float(), atol=0, rtol=0)
+
+
 def test_folded_lora_skips_models_without_adapters(tiny):
     from hrpo.kernels import folded_lora
     w = tiny.model.model.layers[0].self_attn.q_proj.weight
@@ -175,9 +199,10 @@ def test_folded_bf16_rollouts_and_loss_pass_agree(tmp_path):
 
 
 def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values():
-    """bf16, the real model with LoRA: folded with grad off (a training rollout) no adapter runs, so it runs
-    without autocast; the loss pass (grad on) and unfolded adapters run under it; the logits agree bit for
-    bit.  The layer walk happens once per model."""
+    """bf16, the real model with LoRA: folded, no adapter runs its own path with grad off (a training rollout)
+    or on (the loss pass), so both run without autocast, with the same logits bit for bit; unfolded adapters
+    run under autocast with peft's input cast off; disabled ones (the reference pass) without, the same
+    logits as under autocast.  The layer walk happens once per model."""
     from hrpo.kernels import casting_layers, folded_lora, low_precision
     hm = lora_model("bfloat16", spec="default")
     layers = casting_layers(hm.model)
@@ -187,12 +212,18 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
     with folded_lora(hm.model):
         for grad in (False, True):
             with torch.set_grad_enabled(grad), low_precision(hm.model):
-                assert torch.is_autocast_enabled("cpu") == grad
-                assert all(m.cast_input_dtype_enabled != grad for m in layers)
+                assert not torch.is_autocast_enabled("cpu")
                 logits[grad] = hm.model(inputs_embeds=hm.embeddings[ids]).logits.detach()
     assert torch.equal(logits[False], logits[True])
-    with torch.no_grad(), low_precision(hm.model):
-        assert torch.is_autocast_enabled("cpu")
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad), low_precision(hm.model):
+            assert torch.is_autocast_enabled("cpu") and not any(m.cast_input_dtype_enabled for m in layers)
+    with torch.no_grad(), hm.model.disable_adapter():              # the reference pass: no adapter runs
+        with low_precision(hm.model):
+            assert not torch.is_autocast_enabled("cpu")
+            plain = hm.model(inputs_embeds=hm.embeddings[ids]).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(hm.model(inputs_embeds=hm.embeddings[ids]).logits, plain)
     assert all(m.cast_input_dtype_enabled for m in layers)
 
 
