@@ -139,7 +139,8 @@ def folded_lora(model):
     untouched.  The folded weights are kept (one copy of the adapted weights, for the model's lifetime)
     and reused while the base weights and adapters are unchanged (same storage and version): a training
     step folds once for its rollout and its loss pass, not twice (a fold costs ~0.3 s on SmolLM2-135M, 2
-    CPU cores).  Not for CUDA-graph decoding (a captured graph keeps the tensors it was captured with).
+    CPU cores).  Changes that do not bump a tensor's version are not seen: writes through `.data` and
+    `fused=True` optimizers (AdamW's default paths, `copy_` and `load_state_dict` do bump it).  Not for CUDA-graph decoding (a captured graph keeps the tensors it was captured with).
     No adapters (or DoRA, merged, disabled or already folded ones): a no-op.
     Test: pytest tests/test_fidelity.py -k folded
     """

@@ -165,7 +165,7 @@ def test_folded_lora_reuses_its_fold_until_an_adapter_changes():
     assert folded[0] == folded[1] != layer.base_layer.weight.data_ptr()
     with folded_lora(hm.model):
         before = layer.base_layer.weight.data.clone()
-    opt = torch.optim.SGD([p for p in hm.model.parameters() if p.requires_grad], lr=0.5)
+    opt = torch.optim.AdamW([p for p in hm.model.parameters() if p.requires_grad], lr=0.1)   # as the trainer's
     for p in opt.param_groups[0]["params"]:
         p.grad = torch.ones_like(p)
     opt.step()
