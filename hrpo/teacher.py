@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .loss import token_logprobs
+from .loss import head_logprobs, token_logprobs
 from .kernels import low_precision
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
 
@@ -82,29 +82,54 @@ def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
     return torch.cat([embeds[:, :P], comp], dim=1)
 
 
-def completion_logits(model, embeds: torch.Tensor, batch: Batch, prompt=None) -> torch.Tensor:
-    """(B, T, V) logits scoring each completion token.
+PLAIN_HEADS = ("llama", "mistral", "qwen2")     # CausalLMs whose logits are last_hidden_state W^T, nothing more
+
+
+def head_weight(model) -> torch.Tensor | None:
+    """W of a plain, frozen LM head (no bias, not adapted, a PLAIN_HEADS model), whose log-probs head_logprobs
+    can take from the decoder's last hidden state; None otherwise (the model's own logits are used)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    head = base.get_output_embeddings()
+    if (base.config.model_type not in PLAIN_HEADS or type(head) is not torch.nn.Linear or head.bias is not None
+            or head.weight.requires_grad):
+        return None
+    return head.weight
+
+
+def completion_token_logprobs(model, embeds: torch.Tensor, batch: Batch, top_k: int, temperature: float,
+                              prompt=None) -> torch.Tensor:
+    """(B, T) log-probs of the completion tokens, from the logits at positions P-1 .. P+T-2.
 
     prompt: (last-position logits, KV cache) of these rows' prompts from rollout.prompt_pass: the completions
     run on top of that cache (the prompts were computed once per distinct prompt).  None: one forward over
-    prompt + completion.
+    prompt + completion.  With a plain LM head (head_weight) the decoder's hidden states go to head_logprobs:
+    the same logits and values, a backward through the k + 1 rows of the head each position uses.
     """
     L, T, P = embeds.shape[1] - 1, batch.completion.shape[1], batch.prompt_len
+    head, ids = head_weight(model), batch.completion
+
+    def score(n, keep, **kw):                  # log-probs of ids[:, -n:] from the states at `keep` (None: all)
+        with low_precision(model):             # the same compute path as the rollout's decode steps
+            if head is None:
+                logits = model(**kw, **({} if keep is None else {"logits_to_keep": keep})).logits
+                return token_logprobs(logits, ids[:, -n:], top_k, temperature)
+            decoder = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
+            states = decoder(**kw).last_hidden_state
+        return head_logprobs(states if keep is None else states[:, keep], head, ids[:, -n:], top_k, temperature)
+
     if prompt:
         first, cache = prompt
+        lp = token_logprobs(first.unsqueeze(1), ids[:, :1], top_k, temperature)
         if T == 1:
-            return first.unsqueeze(1)
-        with low_precision(model):
-            out = model(inputs_embeds=embeds[:, P:-1], attention_mask=batch.mask[:, :-1],
-                        position_ids=batch.positions[:, P:-1], cache=cache, use_cache=True)
-        return torch.cat([first.unsqueeze(1), out.logits], dim=1)
+            return lp
+        rest = score(T - 1, None, inputs_embeds=embeds[:, P:-1], attention_mask=batch.mask[:, :-1],
+                     position_ids=batch.positions[:, P:-1], cache=cache, use_cache=True)
+        return torch.cat([lp, rest], dim=1)
     # positions as an index tensor (a contiguous gather), not logits_to_keep=T: the int form slices a
     # non-contiguous view and the lm_head matmul then materialises a (B, H, V) copy of the weight
     keep = torch.arange(L - T, L, device=embeds.device)
-    with low_precision(model):                   # the same compute path as the rollout's decode steps
-        out = model(inputs_embeds=embeds[:, :-1], attention_mask=batch.mask[:, :-1],
-                    position_ids=batch.positions[:, :-1], use_cache=False, logits_to_keep=keep)
-    return out.logits
+    return score(T, keep, inputs_embeds=embeds[:, :-1], attention_mask=batch.mask[:, :-1],
+                 position_ids=batch.positions[:, :-1], use_cache=False)
 
 
 def length_chunks(lengths: list[int], max_chunks: int = 4, chunk_cost: int = 16) -> list[list[int]]:
@@ -167,7 +192,7 @@ def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temper
         rows, width = torch.tensor(chunk, device=dev), max(1, max(lengths[r] for r in chunk))
         sub = batch.select(rows, width)
         sub_prompt = groups and (prompt[0][inverse[rows]], select_rows(prompt[1], inverse[rows]))
-        logits = completion_logits(model, embeds[rows, :P + width], sub, sub_prompt)
-        parts.append(F.pad(token_logprobs(logits, sub.completion, top_k, temperature), (0, T - width)))
+        lp = completion_token_logprobs(model, embeds[rows, :P + width], sub, top_k, temperature, sub_prompt)
+        parts.append(F.pad(lp, (0, T - width)))
         order += chunk
     return torch.cat(parts)[torch.tensor(order, device=dev).argsort()]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from hrpo.loss import policy_loss, tis_weights, token_logprobs
+from hrpo.loss import head_logprobs, policy_loss, tis_weights, token_logprobs
 
 
 def dense_topk_logprobs(logits: torch.Tensor, ids: torch.Tensor, k: int, tau: float) -> torch.Tensor:
@@ -31,6 +31,27 @@ def test_token_logprobs_matches_the_definition_and_its_gradient(dtype, k, tau):
     got.sum().backward()
     want.sum().backward()
     torch.testing.assert_close(a.grad.float(), b.grad.float(), atol=1e-2 if dtype == torch.bfloat16 else 1e-6, rtol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k", [5, 0])
+def test_head_logprobs_equal_the_dense_head_in_value_and_gradient(dtype, k):
+    """From hidden states and a frozen head: the values of token_logprobs on the dense logits bit for bit, the
+    same gradient to the hidden states (k + 1 rows of the head in the sparse backward; k = 0: the dense path)."""
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(300, 16, generator=g).to(dtype)
+    hidden = torch.randn(3, 7, 16, generator=g).to(dtype)
+    ids = torch.randint(0, 300, (3, 7), generator=g)
+    ids[1] = torch.nn.functional.linear(hidden[1], W).float().argmax(-1)   # some inside the top k, most outside
+    a, b = hidden.clone().requires_grad_(True), hidden.clone().requires_grad_(True)
+    got, want = head_logprobs(a, W, ids, k, 0.7), token_logprobs(torch.nn.functional.linear(b, W), ids, k, 0.7)
+    assert torch.equal(got, want)
+    (got * torch.arange(7)).sum().backward()
+    (want * torch.arange(7)).sum().backward()
+    torch.testing.assert_close(a.grad.float(), b.grad.float(), atol=2e-2 if dtype == torch.bfloat16 else 1e-6,
+                               rtol=1e-2)
+    with torch.no_grad():
+        assert torch.equal(head_logprobs(hidden, W, ids, k, 0.7), want)
 
 
 def test_token_logprobs_without_top_k_is_the_full_log_softmax():
