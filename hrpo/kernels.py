@@ -14,6 +14,11 @@ import torch.nn.functional as F
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
+def base_model(model):
+    """The HF model inside peft's wrapper (the model itself without one); its LoRA layers are injected in place."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def compute_dtype(model) -> torch.dtype:
     """The dtype an HF model computes in: that of its input embeddings (LoRA adapters may differ)."""
     return model.get_input_embeddings().weight.dtype
@@ -140,8 +145,9 @@ def folded_lora(model):
     and reused while the base weights and adapters are unchanged (same storage and version): a training
     step folds once for its rollout and its loss pass, not twice (a fold costs ~0.3 s on SmolLM2-135M, 2
     CPU cores).  Changes that do not bump a tensor's version are not seen: writes through `.data` and
-    `fused=True` optimizers (AdamW's default paths, `copy_` and `load_state_dict` do bump it).  Not for CUDA-graph decoding (a captured graph keeps the tensors it was captured with).
-    No adapters (or DoRA, merged, disabled or already folded ones): a no-op.
+    `fused=True` optimizers (AdamW's default paths, `copy_` and `load_state_dict` do bump it).  Not for
+    CUDA-graph decoding (a captured graph keeps the tensors it was captured with).  No adapters (or DoRA,
+    merged, disabled or already folded ones): a no-op.
     Test: pytest tests/test_fidelity.py -k folded
     """
     from peft.tuners.lora.layer import Linear as LoraLinear, LoraLayer
@@ -245,7 +251,7 @@ class LeanDecodeStep:
     @classmethod
     def build(cls, model) -> "LeanDecodeStep | None":
         from peft.tuners.lora.layer import LoraLayer
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = base_model(model)
         cfg = base.config
         plain = (cfg.model_type == "llama" and cfg.hidden_act == "silu" and not getattr(cfg, "attention_bias", False)
                  and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "_attn_implementation", None) == GROUPED_EAGER)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .loss import head_logprobs, token_logprobs
-from .kernels import low_precision
+from .kernels import base_model, low_precision
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
 
 
@@ -88,7 +88,7 @@ PLAIN_HEADS = ("llama", "mistral", "qwen2")     # CausalLMs whose logits are las
 def head_weight(model) -> torch.Tensor | None:
     """W of a plain, frozen LM head (no bias, not adapted, a PLAIN_HEADS model), whose log-probs head_logprobs
     can take from the decoder's last hidden state; None otherwise (the model's own logits are used)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     head = base.get_output_embeddings()
     if (base.config.model_type not in PLAIN_HEADS or type(head) is not torch.nn.Linear or head.bias is not None
             or head.weight.requires_grad):
@@ -113,8 +113,7 @@ def completion_token_logprobs(model, embeds: torch.Tensor, batch: Batch, top_k: 
             if head is None:
                 logits = model(**kw, **({} if keep is None else {"logits_to_keep": keep})).logits
                 return token_logprobs(logits, ids[:, -n:], top_k, temperature)
-            decoder = model.get_base_model().model if hasattr(model, "get_base_model") else model.model
-            states = decoder(**kw).last_hidden_state
+            states = base_model(model).model(**kw).last_hidden_state     # the decoder stack, no head
         return head_logprobs(states if keep is None else states[:, keep], head, ids[:, -n:], top_k, temperature)
 
     if prompt:

@@ -305,6 +305,43 @@ def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gr
         for g, want in zip(out[key][1], whole[1]):                          # fp32 summation-order noise only
             assert (g - want).norm() <= 1e-4 * want.norm(), key
 
+def test_teacher_forcing_takes_log_probs_from_the_plain_head_with_the_dense_values(monkeypatch):
+    """The real model with LoRA in bf16: teacher forcing goes through head_logprobs (hidden states, a backward
+    through k + 1 head rows), with the log-probs of the model's own dense logits bit for bit and their gradients
+    to within bf16 noise; a trainable head falls back to the dense logits."""
+    import hrpo.teacher as teacher
+    from hrpo.config import RolloutConfig
+    from hrpo.kernels import folded_lora
+    from hrpo.rollout import rollout
+    hm = lora_model("bfloat16", spec="default")
+    cfg = RolloutConfig(max_new_tokens=8, seed=1)
+    with folded_lora(hm.model):
+        batch = teacher.pack(rollout(hm, ["What is 12 + 7?", "What is 3 + 5?"] * 2, cfg, keep_latents=True),
+                             hm.pad_id, hm.device)
+    params = [p for p in hm.model.parameters() if p.requires_grad]
+    calls, real = [], teacher.head_logprobs
+    monkeypatch.setattr(teacher, "head_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = {}
+    for plain in (True, False):
+        if not plain:
+            monkeypatch.setattr(teacher, "head_weight", lambda model: None)
+        with folded_lora(hm.model):
+            lp = teacher.completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, hm.gate)
+            lp[batch.valid].sum().backward()
+        out[plain] = lp.detach(), torch.cat([p.grad.flatten().float() for p in params])
+        hm.model.zero_grad(set_to_none=True)
+        out[plain] += (len(calls),)
+    assert out[True][2] > 0 and out[False][2] == out[True][2]          # the dense path makes no call of its own
+    assert torch.equal(out[True][0], out[False][0])
+    assert (out[True][1] - out[False][1]).norm() <= 0.05 * out[False][1].norm()
+    head = hm.model.get_output_embeddings().weight
+    head.requires_grad_(True)
+    monkeypatch.undo()
+    assert teacher.head_weight(hm.model) is None
+    head.requires_grad_(False)
+    assert teacher.head_weight(hm.model) is head
+
+
 def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     """bf16 on CPU the decoder's one-token steps run LeanDecodeStep: the same tokens, log-probs and gate values,
     bit for bit, as the model's own forward, with ragged (left-padded) prompts and a row leaving early; on a
