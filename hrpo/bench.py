@@ -144,14 +144,14 @@ def dtype_name(dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-def add_ratios(rows: list[dict], figure: str, faster: bool = True) -> list[dict]:
-    """vs_float32 on every row whose contender also ran in float32: speed-up of this dtype over fp32.
+def add_ratios(rows: list[dict], figure: str, faster: bool = True, key: str = "vs_float32") -> list[dict]:
+    """`key` (vs_float32) on every row whose contender also ran in float32: speed-up of this dtype over fp32.
 
     faster=True: figure is a rate (tokens/s, this / fp32); False: a duration (seconds, fp32 / this)."""
     fp32 = {r["name"]: r[figure] for r in rows if r["dtype"] == "float32"}
     for r in rows:
         if r["name"] in fp32 and r[figure] and fp32[r["name"]]:
-            r["vs_float32"] = r[figure] / fp32[r["name"]] if faster else fp32[r["name"]] / r[figure]
+            r[key] = r[figure] / fp32[r["name"]] if faster else fp32[r["name"]] / r[figure]
     return rows
 
 
@@ -181,7 +181,9 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
 
     Rows: name (grpo | hrpo; with unfolded=True also grpo-unfolded | hrpo-unfolded: fold_lora off, the
     adapters applied as separate matmuls), dtype, step_seconds, rollout_seconds, shares, logprob_drift
-    (max over the timed steps), completion_len_mean, peak_mb; vs_float32 = fp32 seconds / these seconds.
+    (max over the timed steps), completion_len_mean, ms_per_token (step time per sampled completion token),
+    peak_mb; vs_float32 = fp32 seconds / these seconds.  Each dtype samples its own completions, whose
+    lengths differ (by 10-15% at 5 steps): vs_float32_per_token compares ms_per_token, the same at equal work.
     """
     import shutil
     from .config import TrainConfig
@@ -207,11 +209,14 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
     for (name, dtype), m in ms.items():
         step_s = sum(x["step_seconds"] for x in m) / steps
         roll_s = sum(x["rollout_seconds"] for x in m) / steps
+        tokens = sum(x["completion_len_mean"] for x in m) * batch_prompts * group_size
         rows.append({"name": name, "dtype": dtype, "step_seconds": step_s, "rollout_seconds": roll_s,
                      "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
                      "logprob_drift": max(x["logprob_drift"] for x in m),
                      "completion_len_mean": sum(x["completion_len_mean"] for x in m) / steps,
+                     "ms_per_token": 1e3 * step_s * steps / tokens if tokens else 0.0,
                      "peak_mb": peak_memory_mb(trainers[name, dtype].hm.device)})
     del trainers
     shutil.rmtree(out, ignore_errors=True)
+    add_ratios(rows, "ms_per_token", faster=False, key="vs_float32_per_token")
     return add_ratios(rows, "step_seconds", faster=False)

@@ -51,6 +51,12 @@ def test_bench_train_compares_modes_folded_and_unfolded_in_each_dtype():
     assert all(r["step_seconds"] > 0 and 0 < r["rollout_share"] < 1 and r["vs_float32"] > 0 for r in rows)
     assert all(r["logprob_drift"] <= 1e-3 for r in rows if r["dtype"] == "float32")
     by = {(r["name"], r["dtype"]): r for r in rows}
+    for (name, dt), r in by.items():          # ms per sampled token, and its ratio at equal work
+        tokens = r["completion_len_mean"] * 2 * 1
+        assert abs(r["ms_per_token"] - 1e3 * r["step_seconds"] / tokens) < 1e-6
+        fp32 = by[name, "float32"]["ms_per_token"]
+        assert abs(r["vs_float32_per_token"] - fp32 / r["ms_per_token"]) < 1e-9
+    by = {(r["name"], r["dtype"]): r for r in rows}
     for (name, dt), r in by.items():          # each row against GRPO with the same folding, in its dtype
         grpo = by[name.replace("hrpo", "grpo"), dt]
         assert abs(r["vs_grpo"] - r["step_seconds"] / grpo["step_seconds"]) < 1e-9
