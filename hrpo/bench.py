@@ -209,12 +209,12 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
     for (name, dtype), m in ms.items():
         step_s = sum(x["step_seconds"] for x in m) / steps
         roll_s = sum(x["rollout_seconds"] for x in m) / steps
-        tokens = sum(x["completion_len_mean"] for x in m) * batch_prompts * group_size
+        length = sum(x["completion_len_mean"] for x in m) / steps
         rows.append({"name": name, "dtype": dtype, "step_seconds": step_s, "rollout_seconds": roll_s,
                      "rollout_share": roll_s / step_s, "loss_share": 1 - roll_s / step_s,
                      "logprob_drift": max(x["logprob_drift"] for x in m),
-                     "completion_len_mean": sum(x["completion_len_mean"] for x in m) / steps,
-                     "ms_per_token": 1e3 * step_s * steps / tokens if tokens else 0.0,
+                     "completion_len_mean": length,
+                     "ms_per_token": 1e3 * step_s / (length * batch_prompts * group_size) if length else 0.0,
                      "peak_mb": peak_memory_mb(trainers[name, dtype].hm.device)})
     del trainers
     shutil.rmtree(out, ignore_errors=True)
