@@ -1,4 +1,4 @@
-"""Gate statistics of hybrid traces (DESIGN.md section 1: a = exp(-c softplus(-Lambda) r), hidden
+"""Gate statistics of hybrid traces (docs/DESIGN.md section 1: a = exp(-c softplus(-Lambda) r), hidden
 ratio sqrt(1 - a^2)).
 
   step_frame         one row per step of many traces: gate_a (mean of a over H), hidden_ratio,

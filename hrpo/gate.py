@@ -1,4 +1,4 @@
-"""The thinking residual gate that mixes token and latent embeddings (DESIGN.md section 1).
+"""The thinking residual gate that mixes token and latent embeddings (docs/DESIGN.md section 1).
 
 For a sampled token embedding e and a latent h = E^T p / ||p||_2:
     r = sigmoid(W_r e + b_r),  i = sigmoid(W_i e + b_i)

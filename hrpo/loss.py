@@ -1,6 +1,6 @@
 """Pure tensor functions for HRPO/GRPO: sampling log-probs, advantages and the policy loss.
 
-token_logprobs: log p(x) under the sampling distribution softmax(top_k(logits) / tau) (DESIGN 1.1).
+token_logprobs: log p(x) under the sampling distribution softmax(top_k(logits) / tau) (docs/DESIGN.md 1.1).
   The support is top-k plus x itself, so the value is the top-k log-prob whenever x is in the top
   k (always, for the policy that sampled it) and stays finite if an update pushes x out.
 head_logprobs: the same from the last hidden state and the LM head, its backward through the k + 1 rows used.

@@ -1,4 +1,4 @@
-"""Answer extraction, the format check and the reward functions (DESIGN.md section 1, "Training").
+"""Answer extraction, the format check and the reward functions (docs/DESIGN.md section 1, "Reward").
 
 A completion's answer is the text after its LAST '####'.  Reward = 1.0 when that answer matches the
 reference AND '####' occurs exactly once (`format_ok`), else 0.0.  Checks by task kind:

@@ -5,21 +5,25 @@ Specs:
                       larger numbers).  A problem's split is decided by a SHA-256 of its text (sans hint),
                       so train and test are disjoint by construction; train has 5000 problems (seeded
                       by `seed`), test 500 (fixed, `seed` is ignored); `limit` asks for more or fewer.
-  gsm8k               <data>/gsm8k/{train,test}.jsonl, else HF `datasets` openai/gsm8k
-  mgsm:<lang>         <data>/mgsm/mgsm_<lang>.tsv (question TAB answer; test data, served for any split)
+  gsm8k               <data>/gsm8k/{train,test}.jsonl[.gz], else HF `datasets` openai/gsm8k
+  mgsm:<lang>         <data>/mgsm/mgsm_<lang>.tsv[.gz] (question TAB answer; test data, served for any split)
   jsonl:PATH          lines {"question", "answer"} (math; "kind": "qa" for QA, answer str or list), or
-                      {"question", "choices": [...], "answer": "B"} (multiple choice, lettered A-J)
+                      {"question", "choices": [...], "answer": "B"} (multiple choice, lettered A-J);
+                      PATH may be gzipped (*.gz)
 Malformed file lines are skipped, counted in Task.skipped and reported on stderr.
-<data> is `data_dir`, else $HRPO_DATA, else ../shared/data beside the repository.  Prompts: tasks give
-only the user text; HybridModel.encode adds the chat template and system prompt.
+<data> is `data_dir`, else $HRPO_DATA, else the repository's own data/ (GSM8K and MGSM, gzipped, with
+their licences: data/README.md).  A file is read plain when present, else from its `.gz`.
+Prompts: tasks give only the user text; HybridModel.encode adds the chat template and system prompt.
 Test: pytest tests/test_tasks.py
 """
+import gzip
 import hashlib
 import json
 import os
 import random
 import string
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -154,13 +158,22 @@ def _arith(spec: str, split: str, limit: int | None, seed: int) -> Task:
 
 # ---------------------------------------------------------------- files
 
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"     # shipped with the repository
+
+
 def data_root(data_dir: str | None = None) -> Path:
-    """`data_dir`, else $HRPO_DATA, else ../shared/data beside the repository."""
+    """`data_dir`, else $HRPO_DATA, else the repository's own data/ folder."""
     if data_dir:
         return Path(data_dir).expanduser()
     if os.environ.get("HRPO_DATA"):
         return Path(os.environ["HRPO_DATA"]).expanduser()
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+    return REPO_DATA
+
+
+def data_file(path: Path) -> Path:
+    """`path` when it is a file, else its gzipped `path.gz` when that is one, else `path` (missing)."""
+    gz = path.with_name(path.name + ".gz")
+    return gz if not path.is_file() and gz.is_file() else path
 
 
 def number_answer(text) -> str:
@@ -170,9 +183,17 @@ def number_answer(text) -> str:
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) per non-blank line; text is None when the line is not valid UTF-8."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
+    """(line number, text) per non-blank line; text is None when the line is not valid UTF-8.
+    A `.gz` file is decompressed on the fly; a damaged one raises ValueError."""
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+        lines = enumerate(f, 1)
+        while True:
+            try:
+                number, raw = next(lines)
+            except StopIteration:
+                return
+            except (OSError, EOFError, zlib.error) as err:      # gzip.BadGzipFile is an OSError
+                raise ValueError(f"{path}: damaged gzip file ({type(err).__name__}: {err})") from None
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -236,7 +257,7 @@ def load_jsonl(path: Path, name: str) -> Task:
 
 
 def _gsm8k(split: str, data_dir: str | None) -> Task:
-    path = data_root(data_dir) / "gsm8k" / f"{split}.jsonl"
+    path = data_file(data_root(data_dir) / "gsm8k" / f"{split}.jsonl")
     if path.is_file():
         task = load_jsonl(path, "gsm8k")
         task.kind = "math"
@@ -246,18 +267,19 @@ def _gsm8k(split: str, data_dir: str | None) -> Task:
         rows = load_dataset("openai/gsm8k", "main", split=split)
     except Exception as err:
         raise ValueError(f"GSM8K data not found: no {path}, and HF datasets could not load openai/gsm8k "
-                         f"({type(err).__name__}: {err}). Put train.jsonl/test.jsonl under <data>/gsm8k "
-                         "(pass data_dir or set HRPO_DATA), or `pip install datasets` with hub access.") from None
+                         f"({type(err).__name__}: {err}). Put {split}.jsonl or {split}.jsonl.gz under "
+                         "<data>/gsm8k (pass data_dir or set HRPO_DATA), or `pip install datasets` with hub "
+                         "access.") from None
     return Task("gsm8k", "math", [Problem(r["question"], number_answer(r["answer"])) for r in rows])
 
 
 def _mgsm(lang: str, data_dir: str | None) -> Task:
     if lang not in MGSM_LANGS:
         raise ValueError(f"unknown MGSM language {lang!r}; known: {', '.join(MGSM_LANGS)}")
-    path = data_root(data_dir) / "mgsm" / f"mgsm_{lang}.tsv"
+    path = data_file(data_root(data_dir) / "mgsm" / f"mgsm_{lang}.tsv")
     if not path.is_file():
-        raise ValueError(f"MGSM data not found: no {path}. Get mgsm_<lang>.tsv from HF juletxara/mgsm "
-                         "into <data>/mgsm (pass data_dir or set HRPO_DATA).")
+        raise ValueError(f"MGSM data not found: no {path} (or .gz). Get mgsm_<lang>.tsv from HF "
+                         "juletxara/mgsm into <data>/mgsm (pass data_dir or set HRPO_DATA).")
     problems, bad = [], []
     for number, text in read_lines(path):
         if text is None or "\t" not in text or not number_answer(text.rsplit("\t", 1)[1]):

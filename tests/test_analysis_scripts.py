@@ -1,6 +1,5 @@
 """analysis.scripts: Unicode-script classes on real MGSM questions, token/latent script mixes."""
 from collections import Counter
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -8,18 +7,20 @@ import pytest
 from analysis.scripts import (CLASSES, compare_languages, dominant_script, latent_script_shares, resolved_pieces,
                               script_counts,
                               script_mix, script_shares, token_scripts)
+from hrpo.tasks import load_task
 
 
-
-MGSM = Path(__file__).resolve().parents[2] / "shared" / "data" / "mgsm"
+@pytest.fixture(autouse=True)
+def repository_data(monkeypatch):
+    """MGSM from the repository's own data/ folder, whatever $HRPO_DATA says."""
+    monkeypatch.delenv("HRPO_DATA", raising=False)
 
 
 def mgsm_questions(lang: str, n: int = 30) -> list[str]:
-    lines = (MGSM / f"mgsm_{lang}.tsv").read_text(encoding="utf-8").splitlines()[:n]
-    return [line.split("\t")[0] for line in lines]
+    """The first n MGSM questions of `lang`, from the repository's data/mgsm (hrpo.tasks.data_root)."""
+    return [p.question for p in load_task(f"mgsm:{lang}", "test", limit=n).problems]
 
 
-@pytest.mark.skipif(not MGSM.is_dir(), reason="MGSM data not present")
 @pytest.mark.parametrize("lang, dominant, must_contain", [
     ("zh", "Han", "Han"), ("ja", None, "Kana"), ("ru", "Cyrillic", "Cyrillic"), ("th", "Thai", "Thai"),
     ("te", "Telugu", "Telugu"), ("bn", "Bengali", "Bengali"), ("de", "Latin", "Latin"), ("es", "Latin", "Latin"),
@@ -107,7 +108,6 @@ def test_token_scripts_from_a_trace(tiny):
     assert toks["script"].isin(CLASSES).all()
 
 
-@pytest.mark.skipif(not MGSM.is_dir(), reason="MGSM data not present")
 def test_compare_languages(tiny):
     from hrpo.config import RolloutConfig
     df = compare_languages(tiny, 0, ["en", "zh", "ru"], RolloutConfig(max_new_tokens=4, greedy=True), k=3)

@@ -1,4 +1,4 @@
-"""The gate against an independent computation of DESIGN.md section 1."""
+"""The gate against an independent computation of docs/DESIGN.md section 1."""
 import math
 
 import pytest
@@ -9,7 +9,7 @@ from hrpo.gate import ThinkingResidualGate, hidden_ratio
 
 
 def reference(gate, e, h):
-    """DESIGN 1, written out element by element from the raw parameters."""
+    """docs/DESIGN.md 1.2, written out element by element from the raw parameters."""
     Wr, br = gate.W_r.weight.detach().double(), gate.W_r.bias.detach().double()
     Wi, bi = gate.W_i.weight.detach().double(), gate.W_i.bias.detach().double()
     lam = gate.Lambda.detach().double()

@@ -10,14 +10,13 @@ from hypothesis import strategies as st
 
 from hrpo.rewards import (REWARDS, choice_correct, choice_reward, extract_answer, format_ok, get_reward,
                           math_correct, math_reward, normalize_number, qa_correct, qa_reward, score)
-from hrpo.tasks import data_root
+from hrpo.tasks import data_file, data_root, read_lines
 
 
 def gsm8k_references(n: int = 50) -> list[str]:
-    path = data_root() / "gsm8k" / "test.jsonl"
+    path = data_file(data_root() / "gsm8k" / "test.jsonl")      # data/gsm8k/test.jsonl.gz in the repository
     assert path.is_file(), f"GSM8K test data missing at {path} (set HRPO_DATA); these tests need it"
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line)["answer"].rsplit("####", 1)[1].strip() for _, line in zip(range(n), f)]
+    return [json.loads(line)["answer"].rsplit("####", 1)[1].strip() for _, (_, line) in zip(range(n), read_lines(path))]
 
 
 @pytest.mark.parametrize("text, want", [

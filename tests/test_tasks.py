@@ -1,16 +1,29 @@
 """Tasks: arith is deterministic, correct, disjoint and graded by level; GSM8K and all MGSM languages load
-from the shared data dir; JSONL (math, QA, multiple choice) skips and counts bad lines; bad specs fail."""
+from the repository's data/ (gzipped, matching data/README.md); JSONL (math, QA, multiple choice, gzipped)
+skips and counts bad lines; bad specs fail.  Loading from a clone: tests/test_standalone.py."""
 import ast
+import gzip
+import hashlib
 import json
 import operator
 import random
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
+import hrpo.tasks
 from hrpo.tasks import (ARITH_LEVELS, ARITH_SIZES, DEFAULT_ARITH_LEVEL, MGSM_LANGS, Problem, Task, data_root,
                         load_task)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def repository_data(monkeypatch):
+    """Every test reads the repository's own data/ unless it sets $HRPO_DATA or data_dir itself."""
+    monkeypatch.delenv("HRPO_DATA", raising=False)
 
 OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
 
@@ -177,7 +190,61 @@ def test_unknown_specs_fail_clearly(spec, kw, match):
         load_task(spec, **kw)
 
 
-def test_data_root_points_beside_the_repo(monkeypatch):
-    monkeypatch.delenv("HRPO_DATA", raising=False)
-    assert (data_root() / "gsm8k" / "test.jsonl").is_file(), f"shared data missing under {data_root()}"
+def test_data_root_is_the_repositorys_own_data_folder(monkeypatch, tmp_path):
+    assert data_root() == hrpo.tasks.REPO_DATA == REPO / "data"
+    for name in ("gsm8k/train.jsonl.gz", "gsm8k/test.jsonl.gz", "gsm8k/LICENSE", "mgsm/LICENSE", "README.md"):
+        assert (data_root() / name).is_file(), f"{name} missing under {data_root()}"
     assert str(data_root("/x")) == "/x"
+    monkeypatch.setenv("HRPO_DATA", str(tmp_path))
+    assert data_root() == tmp_path and str(data_root("/x")) == "/x"
+
+
+def readme_rows() -> dict[str, tuple[int, str]]:
+    """{file: (lines, sha256 of the uncompressed content)} from data/README.md's table."""
+    rows = re.findall(r"^\| `([^`]+\.gz)` \| (\d+) \|[^|]*\|[^|]*\| `([0-9a-f]{64})` \|$",
+                      (REPO / "data" / "README.md").read_text(encoding="utf-8"), re.M)
+    return {name: (int(lines), sha) for name, lines, sha in rows}
+
+
+def test_shipped_data_matches_its_readme():
+    rows = readme_rows()
+    shipped = {str(p.relative_to(REPO / "data")) for p in (REPO / "data").glob("*/*.gz")}
+    assert set(rows) == shipped == {"gsm8k/train.jsonl.gz", "gsm8k/test.jsonl.gz"} | {
+        f"mgsm/mgsm_{lang}.tsv.gz" for lang in MGSM_LANGS}
+    for name, (lines, sha) in rows.items():
+        raw = gzip.decompress((REPO / "data" / name).read_bytes())
+        assert (raw.count(b"\n"), hashlib.sha256(raw).hexdigest()) == (lines, sha), name
+    licences = {d: (REPO / "data" / d / "LICENSE").read_text(encoding="utf-8") for d in ("gsm8k", "mgsm")}
+    assert licences["gsm8k"].startswith("MIT License") and "OpenAI" in licences["gsm8k"]
+    assert "Creative Commons Attribution 4.0" in licences["mgsm"]
+
+
+def test_plain_files_win_over_gz_and_gz_reads_like_plain(tmp_path):
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "mgsm").mkdir()
+    line = json.dumps({"question": "q", "answer": "x #### 1,234"}) + "\n"
+    (tmp_path / "gsm8k" / "test.jsonl.gz").write_bytes(gzip.compress(line.encode()))
+    assert load_task("gsm8k", "test", data_dir=str(tmp_path)).problems == [Problem("q", "1234")]
+    (tmp_path / "gsm8k" / "test.jsonl").write_text(line.replace("1,234", "5"))
+    assert load_task("gsm8k", "test", data_dir=str(tmp_path)).problems == [Problem("q", "5")]
+    (tmp_path / "mgsm" / "mgsm_de.tsv.gz").write_bytes(gzip.compress(b"Frage eins\t7\nkaputt\nFrage zwei\t1,000\n"))
+    task = load_task("mgsm:de", data_dir=str(tmp_path))
+    assert ([p.answer for p in task.problems], task.skipped) == (["7", "1000"], 1)
+    with pytest.raises(ValueError, match=r"MGSM data not found: no .*mgsm_fr\.tsv \(or \.gz\)"):
+        load_task("mgsm:fr", data_dir=str(tmp_path))
+
+
+def test_gzipped_jsonl_path_and_damaged_gz(tmp_path):
+    good = tmp_path / "t.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"question": "a", "answer": "1"}\n{bad\n{"question": "b", "answer": "2"}\n'))
+    task = load_task(f"jsonl:{good}")
+    assert ([p.answer for p in task.problems], task.skipped, task.name) == (["1", "2"], 1, "jsonl:t.jsonl.gz")
+    damaged = tmp_path / "d.jsonl.gz"
+    lines = "".join(json.dumps({"question": f"q{i}", "answer": str(i)}) + "\n" for i in range(500))
+    blob = gzip.compress(lines.encode())
+    damaged.write_bytes(blob[:len(blob) // 2])                          # cut short, as by an interrupted copy
+    with pytest.raises(ValueError, match="damaged gzip file"):
+        load_task(f"jsonl:{damaged}")
+    (tmp_path / "plain.jsonl.gz").write_text('{"question": "a", "answer": "1"}\n')   # not gzip at all
+    with pytest.raises(ValueError, match="damaged gzip file"):
+        load_task(f"jsonl:{tmp_path / 'plain.jsonl.gz'}")
