@@ -5,12 +5,15 @@
 
 Decodes the same problems with every model (comma-separated hrpo.models.load_model specs) and
 writes to --out: lengths.csv, summary.csv, paired.csv, steps.csv, positions.csv, scripts.csv,
-latent_scripts.csv, gate_histogram.csv, map.csv, traces.csv and report.html (one self-contained page,
+latent_scripts.csv, gate_histogram.csv, map.csv, traces.csv, selectivity.csv (gate selectivity per model:
+p90/p10 of the per-token hidden ratio, its mean by token type and line position; hrpo.selectivity)
+and report.html (one self-contained page,
 plotly.js inlined, opens offline); --png also writes each figure as PNG when kaleido is installed;
 --ablation decodes every hybrid model again with the gate forced to a = 1 from the first step and adds
 the columns accuracy_a1, mean_len_a1 and accuracy_drop to summary.csv (does it use its latents?).
-Bad specs, tasks or values end with one line on stderr and exit code 2, never a stack trace.
-Test: pytest tests/test_analysis_report.py
+Bad specs, tasks or values end with one line on stderr and exit code 2, never a stack trace; an --out
+that is empty, the current directory, home or a parent of either is refused before any decoding.
+Test: pytest tests/test_analysis_report.py tests/test_reliability_round3.py -k compare
 """
 import argparse
 import os
@@ -20,7 +23,8 @@ from pathlib import Path
 
 CSV_TABLES = {"lengths": "lengths.csv", "summary": "summary.csv", "paired": "paired.csv", "steps": "steps.csv",
               "positions": "positions.csv", "scripts": "scripts.csv", "latent_scripts": "latent_scripts.csv",
-              "histogram": "gate_histogram.csv", "map": "map.csv", "traces": "traces.csv"}
+              "histogram": "gate_histogram.csv", "map": "map.csv", "traces": "traces.csv",
+              "selectivity": "selectivity.csv"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +80,10 @@ def cmd_compare(args) -> int:
         raise ValueError("--batch-size and --k must be >= 1")
     cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
+    from hrpo.config import unsafe_dir
+    bad = unsafe_dir(args.out)
+    if bad:
+        raise ValueError(f"--out {args.out!r} {bad}: give the report a directory of its own, e.g. reports/<name>")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")
@@ -83,12 +91,14 @@ def cmd_compare(args) -> int:
                                k=args.k, map_method=args.map, device=args.device, dtype=args.dtype,
                                ablation=args.ablation,
                                on_model=lambda m: print(f"decoding with {m} ...", file=sys.stderr, flush=True))
+    from hrpo.selectivity import selectivity_frame
+    tables["selectivity"] = selectivity_frame(tables["steps"])
     figures = report_figures(tables)
     out.mkdir(parents=True, exist_ok=True)
     for key, name in CSV_TABLES.items():
         tables[key].to_csv(out / name, index=False)
     page = render_html(f"HRPO studio: {', '.join(specs)} on {args.task}", figures,
-                       {"Summary": tables["summary"]}, meta)
+                       {"Summary": tables["summary"], "Gate selectivity": tables["selectivity"]}, meta)
     (out / "report.html").write_text(page, encoding="utf-8")
     if args.png:
         print(write_pngs(figures, out), file=sys.stderr)

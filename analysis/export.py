@@ -5,14 +5,19 @@ top_probs) as nested lists, null when absent; floats as Python writes them, so v
 exactly.  CSV: one row per step (trace, prompt, prompt_ids, text, answer, has_answer, finish,
 hybrid, then the Step fields, eff_vocab = 1/sum(p^2) included); tensors are not in the CSV.
 A trace without steps writes one row with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
-Test: pytest tests/test_analysis_export.py
+export_dir() gives the app's download files a place under one hrpo-trace-* temp directory per process,
+removed at exit and on SIGTERM (install_cleanup).
+Test: pytest tests/test_analysis_export.py tests/test_reliability_round3.py -k trace
 """
 import atexit
 import dataclasses
 import io
 import json
+import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -98,14 +103,52 @@ def traces_from_csv(s: str) -> list[Trace]:
 
 
 TRACE_DIR: list[Path] = []                           # one hrpo-trace-* directory per app process
+TRACE_LOCK = threading.Lock()
+
+
+def remove_trace_dir() -> None:
+    """Delete this process's hrpo-trace-* directory (at exit, and on SIGTERM)."""
+    for d in TRACE_DIR:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def install_cleanup() -> bool:
+    """Remove the trace directory on SIGTERM too (export_dir registers the atexit hook for a normal exit).
+
+    Python runs no atexit hook when SIGTERM kills it, and Gradio's server (in a thread) installs no
+    handler, so an app stopped by `kill`, systemd or a container runtime left /tmp/hrpo-trace-*
+    behind (issue 28).  The SIGTERM handler removes the directory, then hands the signal on: to the
+    handler that was there before, or (default) to the default action, so the exit status stays
+    "killed by SIGTERM".  Signal handlers can only be set from the main thread: this runs when the
+    module is imported (the app imports it at start-up, in its main thread); elsewhere it returns False
+    and only atexit applies.  Test: pytest tests/test_reliability_round3.py -k trace
+    """
+    if getattr(install_cleanup, "done", False):
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        remove_trace_dir()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:              # SIG_DFL, or None (set outside Python)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    install_cleanup.done = True
+    return True
 
 
 def export_dir(keep_s: float = 600.0) -> Path:
-    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit);
-    exports older than keep_s (long since copied by gradio) are deleted."""
-    if not TRACE_DIR:
-        TRACE_DIR.append(Path(tempfile.mkdtemp(prefix="hrpo-trace-")))
-        atexit.register(shutil.rmtree, TRACE_DIR[0], True)
+    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit and on
+    SIGTERM, see install_cleanup); exports older than keep_s (long since copied by gradio) are deleted."""
+    with TRACE_LOCK:                                  # concurrent first exports make one directory
+        if not TRACE_DIR:
+            TRACE_DIR.append(Path(tempfile.mkdtemp(prefix="hrpo-trace-")))
+            atexit.register(remove_trace_dir)
     for old in TRACE_DIR[0].iterdir():
         try:
             if time.time() - old.stat().st_mtime > keep_s:
@@ -115,6 +158,9 @@ def export_dir(keep_s: float = 600.0) -> Path:
     out = TRACE_DIR[0] / uuid.uuid4().hex[:12]
     out.mkdir()
     return out
+
+
+install_cleanup()
 
 
 def write_trace_files(trace: Trace, out: Path) -> tuple[str, str]:

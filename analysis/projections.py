@@ -11,6 +11,8 @@ topk_cosine is vectorised over all steps at once and chunked over the vocabulary
 V x T x H (or even a T x V) tensor.  Decode with keep_states=True to get all three sources.
 Test: pytest tests/test_analysis_projections.py
 """
+import weakref
+
 import numpy as np
 import pandas as pd
 import torch
@@ -18,6 +20,22 @@ import torch.nn.functional as F
 
 COLUMNS = ["step", "source", "rank", "token", "token_id", "score"]
 SOURCES = ("latent", "input", "logit_lens")
+
+
+_UNIT: list = []           # [(weakref to E, its version, E's rows normalised in fp32)] for the last 2 E seen
+
+
+@torch.no_grad()
+def unit_rows(E: torch.Tensor) -> torch.Tensor:
+    """E's rows normalised to unit length in fp32, (V, H); kept for the last 2 matrices (the same E is
+    projected on every step selection and Live run), recomputed when E changes in place (its version)."""
+    for ref, version, unit in _UNIT:
+        if ref() is E and version == E._version:
+            return unit
+    unit = F.normalize(E.float(), dim=-1)
+    _UNIT.insert(0, (weakref.ref(E), E._version, unit))
+    del _UNIT[2:]
+    return unit
 
 
 @torch.no_grad()
@@ -29,8 +47,9 @@ def topk_cosine(vectors: torch.Tensor, E: torch.Tensor, k: int = 5, chunk: int =
     v = F.normalize(vectors.to(E.device).float(), dim=-1)                   # (N, H)
     best_s = torch.full((len(v), k), -float("inf"), device=E.device)       # (N, k)
     best_i = torch.zeros((len(v), k), dtype=torch.long, device=E.device)   # (N, k)
+    unit = unit_rows(E)
     for start in range(0, E.shape[0], chunk):
-        block = F.normalize(E[start:start + chunk].float(), dim=-1)         # (C, H)
+        block = unit[start:start + chunk]                                    # (C, H)
         s, i = (v @ block.T).topk(min(k, len(block)), dim=-1)               # (N, k')
         cat_s, cat_i = torch.cat([best_s, s], -1), torch.cat([best_i, i + start], -1)
         best_s, j = cat_s.topk(k, dim=-1)                                    # (N, k)
@@ -85,7 +104,7 @@ def project_trace(trace, E: torch.Tensor, piece, k: int = 5, sources=SOURCES, st
 
 def trace_projections(hm, trace, k: int = 5, sources=SOURCES, steps=None, chunk: int = 16384) -> pd.DataFrame:
     """project_trace with a HybridModel's embedding matrix and token texts."""
-    return project_trace(trace, hm.embeddings.detach(), hm.piece, k, sources, steps, chunk)
+    return project_trace(trace, hm.embeddings, hm.piece, k, sources, steps, chunk)   # the Parameter: unit_rows caches by it
 
 
 def projection_table(proj: pd.DataFrame) -> pd.DataFrame:

@@ -73,7 +73,7 @@ def replay(hm, trace, cfg, k: int, a: float | None = None, scale: float | None =
     """Re-decode the trace's prompt (its token ids, so the same chat template) with `cfg` and, from step
     k on, the gate forced to a (1.0 when neither a nor scale is given) and/or the latent h times scale;
     returns (new trace, divergence dict with k, a (None: the learned gate) and scale)."""
-    from hrpo.rollout import Decoder
+    from hrpo.fastpath import make_decoder
     if scale is None:
         force, model, a_used = force_from(k, a), hm, 1.0 if a is None else float(a)
     else:
@@ -81,7 +81,7 @@ def replay(hm, trace, cfg, k: int, a: float | None = None, scale: float | None =
         force, a_used = model.force_a, None if a is None else float(a)
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    new = Decoder(model, [list(trace.prompt_ids)], cfg, force_a=force, **decoder_kw).run()[0]
+    new = make_decoder(model, [list(trace.prompt_ids)], cfg, force_a=force, **decoder_kw).run()[0]
     return new, {"k": k, "a": a_used, "scale": 1.0 if scale is None else float(scale), **divergence(trace, new)}
 
 
@@ -110,6 +110,6 @@ def replay_sweep(hm, trace, cfg, ks, a: float | None = None) -> pd.DataFrame:
 
 def decode_and_sweep(hm, prompt, cfg, ks, a: float | None = None, raw: bool = False):
     """Decode `prompt` once (the original), then replay it for each k: (original trace, sweep frame)."""
-    from hrpo.rollout import Decoder
-    orig = Decoder(hm, [prompt], cfg, raw=raw).run()[0]
+    from hrpo.fastpath import make_decoder
+    orig = make_decoder(hm, [prompt], cfg, raw=raw).run()[0]
     return orig, replay_sweep(hm, orig, cfg, ks, a)

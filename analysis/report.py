@@ -25,11 +25,11 @@ from .projections import trace_projections
 
 def decode_all(hm, problems, cfg, batch_size: int = 16, keep_states: bool = True, force_a=None):
     """Traces of every problem, decoded in batches with latents, inputs and top tokens kept."""
-    from hrpo.rollout import Decoder
+    from hrpo.fastpath import make_decoder
     out = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]
-        out += Decoder(hm, [p.question for p in chunk], cfg, keep_states=keep_states, force_a=force_a).run()
+        out += make_decoder(hm, [p.question for p in chunk], cfg, keep_states=keep_states, force_a=force_a).run()
     return out
 
 
@@ -161,18 +161,3 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
     meta = {"task": task_spec, "map": map_method, "latent ablation": ablation, "split": split, "problems": len(task.problems), "models": ", ".join(specs),
             **{f"rollout.{k_}": v for k_, v in dataclasses.asdict(cfg).items()}}
     return combine(per_model), meta
-
-
-def compare_request(specs, limit: int, max_new: int, limits: dict | None = None) -> list[str]:
-    """The distinct model specs, in order; `limits` (hosted mode: models, problems, new_tokens and tokens =
-    models x problems x new tokens) caps the work of one comparison, refused with a ValueError before any."""
-    specs = list(dict.fromkeys(specs or []))
-    if not specs:
-        raise ValueError("pick at least one model")
-    c = limits
-    if c and (len(specs) > c["models"] or limit > c["problems"] or max_new > c["new_tokens"]
-              or len(specs) * limit * max_new > c["tokens"]):
-        raise ValueError(f"hosted mode: at most {c['models']} models, {c['problems']} problems, {c['new_tokens']} new "
-                         f"tokens and {c['tokens']} tokens in all (models x problems x new tokens) per comparison; "
-                         f"this asks for {len(specs)} x {limit} x {max_new} = {len(specs) * limit * max_new}")
-    return specs

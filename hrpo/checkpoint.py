@@ -9,9 +9,11 @@ safetensors; the trainer state goes through torch.load(weights_only=True).
   adapter/            LoRA adapter in peft format
   trainer_state.pt    step, optimizer, scheduler, RNG states (absent in exported checkpoints)
 Also the run directory's integrity: an exclusive lock per run, resuming from the newest checkpoint
-that loads, and cutting metrics.jsonl back to the resumed step.
-Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py
+that loads, and cutting metrics.jsonl back to the resumed step.  Exports never overwrite anything but a
+checkpoint (and that only when forced); a full disk is one line naming the last complete checkpoint.
+Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py tests/test_reliability_round3.py
 """
+import errno
 import json
 import os
 import random
@@ -73,7 +75,10 @@ def base_chain(path, cfg: dict, depth: int = 8) -> None:
 
 
 def save_checkpoint(path, *, model, gate, train_config: dict, step: int, trainer_state: dict | None = None) -> Path:
-    """Write a checkpoint directory atomically; `model` is the peft model, `gate` None for GRPO."""
+    """Write a checkpoint directory atomically; `model` is the peft model, `gate` None for GRPO.
+
+    A full disk (or any failed write) removes the temporary directory and raises DiskFullError naming
+    the last complete checkpoint beside it, in one line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -88,17 +93,49 @@ def save_checkpoint(path, *, model, gate, train_config: dict, step: int, trainer
                       tmp / "gate.safetensors")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer_state.pt")
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
+        swap_into_place(tmp, path)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        why = write_failure(err)
+        if why is None:
+            raise
+        others = sorted(p.name for p in path.parent.glob("step-*") if p.is_dir() and is_checkpoint(p))
+        raise DiskFullError(f"{why} writing checkpoint {path.name} in {path.parent}; the last complete checkpoint "
+                            f"is {others[-1] if others else 'none (no checkpoint was written yet)'}") from None
     return path
+
+
+class DiskFullError(CheckpointError):
+    """Writing a checkpoint or an export failed for lack of space (or another failed write)."""
+
+
+def write_failure(err: BaseException) -> str | None:
+    """"no space left" for a full disk or quota, "a failed write (...)" for torch's writer giving up
+    (its message does not say why: `enforce fail at inline_container.cc ... file write failed`), else None."""
+    text = str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in text \
+            or "StorageFull" in text:
+        return "no space left"
+    if isinstance(err, RuntimeError) and "inline_container" in text:
+        return "a failed write (is the disk full?)"
+    return None
+
+
+def swap_into_place(tmp: Path, path: Path) -> None:
+    """Put the finished directory `tmp` at `path`: rename over nothing, or move the old one aside first
+    (rename), rename `tmp` in, then delete the old; the old one is put back if the second rename fails."""
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.replace(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_gate_into(gate, path) -> None:
@@ -289,6 +326,15 @@ def prune_checkpoints(out, keep: int) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+def within(line: str, step: int) -> bool:
+    """A complete metrics line of a step <= `step` (a line being written, or anything else, is not)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(row, dict) and isinstance(row.get("step", 0), int) and row.get("step", 0) <= step
+
+
 def copy_run_metrics(src: Path, dst: Path) -> None:
     """RUN/metrics.jsonl (and eval.jsonl) up to the checkpoint's step -> dst/, so the app can draw the curves."""
     if src.parent.name != "checkpoints":
@@ -297,29 +343,60 @@ def copy_run_metrics(src: Path, dst: Path) -> None:
     for name in ("metrics.jsonl", "eval.jsonl"):
         file = src.parent.parent / name
         if file.is_file():
-            lines = [line for line in file.read_text(encoding="utf-8").splitlines()
-                     if line.strip() and json.loads(line).get("step", 0) <= step]
+            lines = [line for line in file.read_text(encoding="utf-8", errors="replace").splitlines()
+                     if within(line, step)]
             (dst / name).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def export_checkpoint(src, dst) -> Path:
-    """Copy a checkpoint without its trainer state (gate + LoRA + config), atomically, with its run's metrics."""
-    src, dst = Path(src), Path(dst)
-    read_config(src)
+def check_export_destination(src: Path, dst, force: bool) -> Path:
+    """The destination of an export, or CheckpointError saying why it is refused.
+
+    Never overwritten: an empty name, the current directory or its parents, the home directory, a file,
+    a symbolic link, a non-empty directory that is not a checkpoint; a checkpoint only with `force`.
+    The run's own checkpoint, its inside and its run's checkpoints/ are refused (that would break the run)."""
+    from .config import unsafe_dir
+    bad = unsafe_dir(dst)
+    if bad:
+        raise CheckpointError(f"refusing to export into {str(dst)!r}: it {bad}; name a new directory, "
+                              "e.g. checkpoints/my-model")
+    dst = Path(dst)
     s, d = src.resolve(), dst.resolve()
     if s == d or s in d.parents or d in s.parents or (s.parent.name == "checkpoints" and d.parent == s.parent):
         raise CheckpointError(f"cannot export {src} onto {dst}: the destination is the checkpoint itself, inside "
                               "it, or in its run's checkpoints/ (that would break the run); pick another directory")
+    if dst.is_symlink():
+        raise CheckpointError(f"refusing to export onto {dst}: it is a symbolic link; name a real directory")
+    if dst.exists() and not dst.is_dir():
+        raise CheckpointError(f"refusing to export onto {dst}: it is a file, not a directory")
+    if dst.is_dir() and any(dst.iterdir()):
+        if not is_checkpoint(dst):
+            raise CheckpointError(f"refusing to export into {dst}: it exists and is not a checkpoint (its files "
+                                  "would be deleted); name a new directory")
+        if not force:
+            raise CheckpointError(f"{dst} already holds a checkpoint; pass --force to replace it")
+    return dst
+
+
+def export_checkpoint(src, dst, force: bool = False) -> Path:
+    """Copy a checkpoint without its trainer state (gate + LoRA + config), atomically, with its run's metrics.
+
+    Assembled in a hidden directory beside `dst`, then swapped in by rename (swap_into_place); an existing
+    checkpoint at `dst` is replaced only with `force`, anything else there is refused (check_export_destination).
+    Test: pytest tests/test_reliability_round3.py -k export"""
+    src = Path(src)
+    read_config(src)
+    dst = check_export_destination(src, dst, force)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))
     try:
         tmp.chmod(0o755)                              # mkdtemp makes it private; an export is for sharing
         shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("trainer_state.pt", "README.md"))
         copy_run_metrics(src, tmp)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
+        swap_into_place(tmp, dst)
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        why = write_failure(err)
+        if why is None:
+            raise
+        raise DiskFullError(f"{why} exporting {src} to {dst}; nothing was changed at {dst}") from None
     return dst

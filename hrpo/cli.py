@@ -206,7 +206,7 @@ def cmd_bench(args) -> int:
 def cmd_export(args) -> int:
     from .checkpoint import export_checkpoint, latest_checkpoint
     src = latest_checkpoint(args.src) or args.src
-    print(f"exported {src} -> {export_checkpoint(src, args.dst)}")
+    print(f"exported {src} -> {export_checkpoint(src, args.dst, force=args.force)}")
     return 0
 
 
@@ -258,7 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("export", help="copy a checkpoint (or a run's latest) without trainer state, for shipping")
     x.add_argument("src", help="checkpoint directory, or a run directory (its latest checkpoint)")
-    x.add_argument("dst", help="destination directory, e.g. checkpoints/my-model")
+    x.add_argument("dst", help="destination directory, e.g. checkpoints/my-model (new, empty, or with --force an "
+                               "existing checkpoint; nothing else is ever overwritten)")
+    x.add_argument("--force", action="store_true",
+                   help="replace an existing checkpoint at dst (atomically: written beside it, then swapped in)")
     x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("bench", help="speed: rollout tokens/s side by side, or HRPO vs GRPO step time")

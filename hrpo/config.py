@@ -10,6 +10,9 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .rewards import REWARDS
 
 
 class ConfigError(ValueError):
@@ -55,6 +58,23 @@ def check_value_type(name: str, value, default) -> None:
 
 def check_seed(seed) -> None:
     check(0 <= seed < 2**63, f"seed must be an integer in [0, 2**63), got {seed}")
+
+
+def unsafe_dir(path) -> str | None:
+    """Why `path` must not be an output or export destination, or None when it may be.
+
+    Refused: an empty string, the current directory or one of its parents, the home directory or one
+    of its parents.  A run or an export there would mix with (or, for an export, replace) the user's
+    own files.  Test: pytest tests/test_reliability_round3.py -k out
+    """
+    if not str(path).strip():
+        return "is empty"
+    target, cwd, home = Path(path).expanduser().resolve(), Path.cwd().resolve(), Path.home().resolve()
+    if target == cwd or target in cwd.parents:
+        return f"is the current directory{' or one of its parents' if target != cwd else ''} ({target})"
+    if target == home or target in home.parents:
+        return f"is the home directory{' or one of its parents' if target != home else ''} ({target})"
+    return None
 
 
 def check_device(device) -> None:
@@ -125,6 +145,8 @@ class TrainConfig(Config):
     model: str = opt("default", "base model spec (see hrpo.models.load_model)")
     task: str = opt("arith", "training task: arith[:level] | gsm8k | mgsm:<lang> | jsonl:PATH")
     mode: str = opt("hrpo", "hrpo (hybrid latent rollouts, gate trained) or grpo (plain tokens, no gate)")
+    reward: str = opt("task", "reward function (hrpo.rewards.REWARDS): task = the check of each problem's own kind "
+                              "(math, choice or qa); math | choice | qa = that check for every problem")
     out: str = opt("runs/hrpo", "output directory: metrics.jsonl and checkpoints/")
     steps: int = opt(100, "number of training steps (one batch of rollouts each)")
     group_size: int = opt(4, "G: completions sampled per prompt")
@@ -139,6 +161,9 @@ class TrainConfig(Config):
     weight_decay: float = opt(0.1, "AdamW weight decay: LoRA matrices, and the gate linears and Lambda unless decay_gate is off")
     decay_gate: bool = opt(True, "apply weight_decay to W_r, W_i and Lambda too, as the authors do (decoupled decay pulls "
                                  "Lambda towards 0, i.e. towards more latent, every update)")
+    gate_weight_decay: float = opt(-1.0, "AdamW weight decay of the gate linears W_r, W_i alone (Lambda keeps "
+                                         "weight_decay under decay_gate); -1 = the same as Lambda's (weight_decay "
+                                         "when decay_gate is on, else 0), 0 = none")
     adam_beta1: float = opt(0.9, "AdamW beta1")
     adam_beta2: float = opt(0.99, "AdamW beta2")
     warmup_ratio: float = opt(0.1, "share of updates spent in linear warm-up before the cosine decay")
@@ -172,6 +197,7 @@ class TrainConfig(Config):
     def __post_init__(self):
         self.check_types()
         check(self.mode in ("hrpo", "grpo"), f"mode must be hrpo or grpo, got {self.mode!r}")
+        check(self.reward in REWARDS, f"unknown reward {self.reward!r}; known: {', '.join(REWARDS)}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.group_size >= 2, f"group_size must be >= 2 (advantages compare completions), got {self.group_size}")
         check(self.batch_prompts >= 1 and self.grad_accum >= 1, "batch_prompts and grad_accum must be >= 1")
@@ -180,12 +206,20 @@ class TrainConfig(Config):
         for name in ("lr", "gate_lr", "lambda_lr"):
             check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
         check(self.weight_decay >= 0 and self.beta >= 0, "weight_decay and beta must be >= 0")
+        check(self.gate_weight_decay >= 0 or self.gate_weight_decay == -1,
+              f"gate_weight_decay must be >= 0, or -1 for Lambda's decay, got {self.gate_weight_decay}")
         check(0 <= self.warmup_ratio < 1, f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         check(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         check(self.num_iterations >= 1 and 0 < self.epsilon < 1, "num_iterations >= 1 and 0 < epsilon < 1")
         check(self.tis_cap >= 0, f"tis_cap must be >= 0 (0 = off), got {self.tis_cap}")
         check(self.lora_rank >= 1 and self.lora_alpha > 0, "lora_rank >= 1 and lora_alpha > 0")
         check(self.save_every >= 1 and self.keep_checkpoints >= 1, "save_every and keep_checkpoints must be >= 1")
+        check(self.eval_every >= 0, f"eval_every must be >= 0 (0 = never), got {self.eval_every}")
+        check(self.eval_every == 0 or self.eval_limit >= 1,
+              f"eval_limit must be >= 1 when eval_every is set, got {self.eval_limit}")
+        check(self.max_minutes >= 0 and self.max_bad_steps >= 1, "max_minutes must be >= 0 and max_bad_steps >= 1")
+        bad_out = unsafe_dir(self.out)
+        check(bad_out is None, f"out {self.out!r} {bad_out}: give the run a directory of its own, e.g. runs/<name>")
         check_seed(self.seed)
         check_device(self.device)
         GateConfig(self.c, self.r_min, self.r_max)
@@ -197,3 +231,28 @@ class TrainConfig(Config):
     def rollout_config(self, seed: int) -> RolloutConfig:
         return RolloutConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_k=self.top_k,
                              hybrid=self.mode == "hrpo", seed=seed)
+
+
+# ---------------------------------------------------------------- training recipes (configs/*.json)
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def recipes() -> list[str]:
+    """Names of the training recipes in configs/ (`configs/<name>.json`, TrainConfig fields), sorted."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.json"))
+
+
+def recipe(name: str, **overrides) -> TrainConfig:
+    """The TrainConfig of recipe `name`: configs/<name>.json, the file `python -m hrpo train --config` takes,
+    with `overrides` (field=value, e.g. out="runs/x", steps=50) applied, all validated.
+
+    `smollm2-arith-hrpo` and `smollm2-arith-grpo` are the settings of the shipped checkpoints of the same
+    names (docs/DESIGN.md section 2).  Test: pytest tests/test_recipe.py
+    """
+    known = recipes()
+    check(name in known, f"unknown recipe {name!r}; known: {', '.join(known) or 'none'} (files in {RECIPES_DIR})")
+    with open(RECIPES_DIR / f"{name}.json", encoding="utf-8") as f:
+        values = json.load(f)
+    check(isinstance(values, dict), f"recipe {name}: expected a JSON object of TrainConfig fields")
+    return TrainConfig.from_dict({**values, **overrides})

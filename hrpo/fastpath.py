@@ -1,190 +1,78 @@
-"""Static-cache hybrid decoding whose whole step can be captured in one CUDA graph (issue 6, item 4).
+"""Static-cache hybrid decoding whose whole step can be captured in one CUDA graph, and `make_decoder`, the one
+place that chooses between it and the eager rollout.Decoder.
 
-Same method and output as hrpo.rollout.Decoder (DESIGN.md section 1, "Hybrid rollout"), per step:
-    p = softmax(top_k(logits) / tau);  x = argmax p (greedy) or Gumbel/exponential-max sample of p
-    h = E^T p / ||p||_2                  -- gathered over the k kept rows of E
-    next input = gate(E[x], h) while the row has not yet produced '####', else E[x]
-Everything the step needs lives in preallocated device buffers (transformers StaticCache sized
-prompt + max_new, a (B, L_max) attention mask whose current column is set in place, position ids
-and cache position advanced in place, the logits, per-row alive / marker state, and (B, max_new)
-output buffers written at a device-side step counter), so `_Engine.step` has no host syncs, no
-data-dependent Python branches and no shape changes.  On CUDA it is run eagerly for a few warm-up
-steps on a side stream, captured once with torch.cuda.graph and replayed; anywhere else it simply
-runs eagerly (the very same function).  The host looks at `alive.any()` only every CHECK_EVERY steps.
+Same method, API and records as hrpo.rollout.Decoder (docs/DESIGN.md section 1, "Hybrid rollout"):
+    StaticDecoder(hm, prompts, cfg, raw=False, capture=None, keep_latents=False, keep_states=False, force_a=None,
+                  chunk=None)
+    .steps()  yields [(row, Step)] after each position for the rows still running; .run() -> list[Trace]
+Everything a step needs lives in preallocated device buffers (hrpo/static_engine.py), so one step is one
+CUDA-graph replay.  On CUDA the first steps run eagerly on a side stream, then one step is captured and
+replayed; anywhere else the very same step runs eagerly, nothing captured.
 
-'####' is tracked without strings: per vocabulary id we precompute contains4, all_hash (only '#';
-the empty piece counts, it changes nothing), length L, leading and trailing '#' counts; each row
-keeps s = trailing '#' run (0..3) and seen.  Transition for token x (see marker_step):
-    all_hash: seen |= s + L >= 4, s = min(s + L, 3);  else: seen |= contains4 or s + lead >= 4, s = min(trail, 3)
-which equals searching '####' in the concatenated pieces (rollout.MarkerWatch).
+Streaming without a sync per step: the device runs a chunk of steps, then the host copies that chunk's
+records back (one sync) and yields them one position at a time: a caller receives every step in order, a
+chunk's steps in quick succession.  Chunks grow 1, 1, 2, 4, ... up to CHUNK (8) on CUDA, so the first
+tokens come at once and later a one-row Live request sees a burst every 8 steps; on CUDA the next chunk is
+started before a chunk's events are handed out, so the device decodes while the host and the caller work.
+On the CPU a chunk is one step (reading back costs nothing there).  No chunk is started once every row has
+finished (EOS), so at most CHUNK - 1 steps are computed past the last EOS and discarded.
 
-For training rollouts (issue 13) `keep_latents=True` also records h per step in a (B, max_new, H)
-buffer, so the traces carry everything teacher forcing needs (tokens, thinking mask, sampling
-log-probs, latents, finish), like rollout.Decoder(keep_latents=True).  `static_wanted` is how the
-trainer chooses: this decoder on CUDA, the eager one elsewhere; HRPO_STATIC_DECODE=off|on|auto overrides it.
-Test: pytest tests/test_fastpath.py (CPU, eager path); scripts/gpu_check.py checks the graph on a GPU.
+With capture the prompt width is rounded up to BUCKET columns of cache capacity (the prompts still sit at
+columns [0, P), as in the eager cache and teacher forcing) and the captured engine is cached by shape (model,
+rows, bucket, config; not the seed, the prompt or the forced gate values, which are loaded into buffers), so
+later requests of that shape replay the same graph: the Live tab's one-row requests reuse theirs.  At most
+MAX_ENGINES are kept, all of one model; an engine busy with another request's decode is not shared: that
+request decodes on a fresh, uncaptured engine.
+
+make_decoder: StaticDecoder on CUDA (static_wanted; HRPO_STATIC_DECODE=off|on|auto overrides), the eager
+Decoder elsewhere and for what the static one cannot run (a wrapped model such as analysis.replay.LatentScaled,
+sliding-window attention).  force_a must be a pure function of the step: the static decoder reads it for every
+step up front.
+Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); scripts/gpu_check.py (the graph).
 """
+import collections
 import math
 import os
+import threading
 import time
 import warnings
+from typing import Iterator
 
 import torch
 
 from .config import RolloutConfig
-from .gate import hidden_ratio
-from .loss import sampling_distribution
-from .kernels import low_precision
 from .models import HybridModel
-from .rewards import MARKER, extract_answer
-from .rollout import Step, Trace, latent_embedding, left_pad
+from .rewards import extract_answer
+from .rollout import Decoder, ForceA, Step, Trace, left_pad
+from .static_engine import STATS, Engine, marker_step, marker_table, static_supported  # noqa: F401
 
-CHECK_EVERY = 8          # steps between host checks of "every row finished"
+_Engine = Engine         # the name scripts/gpu_check.py patches
+CHUNK = 8                # steps between host reads on CUDA
 WARMUP = 3               # eager steps on a side stream before capture
 BUCKET = 32              # captured graphs are reused across prompt lengths rounded up to this
-_TABLES: dict = {}       # id(hm) -> (hm, {device: (V, 5) table}); pieces are per HybridModel
-_ENGINES: dict = {}      # shape key -> captured _Engine (CUDA only)
-
-
-def marker_table(hm: HybridModel) -> torch.Tensor:
-    """(V, 5) long on hm.device: contains4, all_hash, length, leading '#', trailing '#' per token id."""
-    V = hm.embeddings.shape[0]
-    entry = _TABLES.get(id(hm))
-    if entry is None or entry[0] is not hm:
-        entry = _TABLES[id(hm)] = (hm, {})
-    if hm.device not in entry[1]:
-        rows = []
-        for i in range(V):
-            p = hm.piece(i)
-            lead, trail = len(p) - len(p.lstrip("#")), len(p) - len(p.rstrip("#"))
-            rows.append((MARKER in p, lead == len(p), len(p), lead, trail))
-        entry[1][hm.device] = torch.tensor(rows, dtype=torch.long, device=hm.device)
-    return entry[1][hm.device]
-
-
-def marker_step(table: torch.Tensor, x: torch.Tensor, s: torch.Tensor, seen: torch.Tensor):
-    """One automaton step for tokens x (B,): returns (s, seen) after x; both tensors, no host sync."""
-    c4, all_hash, length, lead, trail = table[x].unbind(-1)                      # (B,) each
-    run = s + length
-    hit = torch.where(all_hash.bool(), run >= 4, c4.bool() | (s + lead >= 4))
-    s_new = torch.where(all_hash.bool(), run.clamp(max=3), trail.clamp(max=3))
-    return torch.where(seen, s, s_new), seen | hit
-
-
-class _Engine:
-    """Static buffers + StaticCache for one (batch, prompt width, max_new, config) shape."""
-
-    def __init__(self, hm: HybridModel, rows: int, width: int, cfg: RolloutConfig, keep_latents: bool = False):
-        from transformers import StaticCache
-        dev, self.hm, self.cfg, self.width = hm.device, hm, cfg, width
-        self.max_new, total = cfg.max_new_tokens, width + cfg.max_new_tokens
-        self.cache = StaticCache(config=hm.model.config, max_cache_len=total)
-        self.table = marker_table(hm)
-        self.is_eos = torch.zeros(hm.embeddings.shape[0], dtype=torch.bool, device=dev)
-        self.is_eos[[i for i in hm.eos_ids if i is not None and i < len(self.is_eos)]] = True
-        z = lambda *shape, dtype=torch.long: torch.zeros(shape, dtype=dtype, device=dev)  # noqa: E731
-        self.mask, self.pos, self.cpos, self.t = z(rows, total), z(rows, 1), z(1), z(1)
-        self.logits = z(rows, hm.embeddings.shape[0], dtype=torch.float32)
-        self.alive, self.seen, self.s = z(rows, dtype=torch.bool), z(rows, dtype=torch.bool), z(rows)
-        self.out = {"token": z(rows, self.max_new), "thinking": z(rows, self.max_new, dtype=torch.bool),
-                    "alive": z(rows, self.max_new, dtype=torch.bool)}
-        for name in ("gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab"):
-            self.out[name] = z(rows, self.max_new, dtype=torch.float32)
-        if keep_latents and cfg.hybrid:                                          # h per step, E's dtype
-            self.out["latents"] = z(rows, self.max_new, hm.embeddings.shape[1], dtype=hm.embeddings.dtype)
-        self.gen = torch.Generator(device=dev)
-        self.graph, self.capture_error = None, None
-
-    @torch.no_grad()
-    def load(self, ids: torch.Tensor, mask: torch.Tensor) -> None:
-        """Reset every buffer in place and prefill the cache eagerly with E[prompt ids]."""
-        hm, width = self.hm, self.width
-        for layer in self.cache.layers:
-            if getattr(layer, "is_initialized", False):
-                layer.cumulative_length.zero_()
-        self.mask.zero_()
-        self.mask[:, :width] = mask
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        last = torch.tensor([width - 1], device=ids.device)                     # as Decoder._forward does
-        with low_precision(hm.model):                                            # the rollout's compute path
-            out = hm.model(inputs_embeds=hm.embeddings[ids], attention_mask=self.mask[:, :width],
-                           position_ids=positions, cache=self.cache, use_cache=True, logits_to_keep=last)
-        self.logits.copy_(out.logits[:, -1].float())
-        self.pos.copy_(positions[:, -1:] + 1)
-        self.cpos.fill_(width)
-        self.t.zero_()
-        self.alive.fill_(True)
-        self.seen.zero_()
-        self.s.zero_()
-        for buf in self.out.values():
-            buf.zero_()
-        self.gen.manual_seed(self.cfg.seed)
-
-    @torch.no_grad()
-    def step(self) -> None:
-        """One decode position, entirely on device: sample, record, mix, advance the model by one token."""
-        hm, cfg, E = self.hm, self.cfg, self.hm.embeddings
-        probs, logp, idx = sampling_distribution(self.logits, cfg.top_k, cfg.temperature)  # (B, k)
-        if cfg.greedy:
-            pick = probs.argmax(-1, keepdim=True)
-        else:   # argmax p / q, q ~ Exp(1): what torch.multinomial(p, 1) does, with no validity sync
-            q = torch.empty_like(probs).exponential_(1, generator=self.gen)
-            pick = (probs / q).argmax(-1, keepdim=True)
-        x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)      # (B,)
-        x = torch.where(self.alive, x, torch.full_like(x, hm.pad_id))
-        lp = logp.gather(-1, pick).squeeze(-1)                                   # (B,)
-        entropy = -(probs * logp).sum(-1)                                        # (B,)
-        eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                           # (B,) = 1 / ||p||_2^2
-        e = E[x]                                                                 # (B, H)
-        a = torch.ones_like(e, dtype=torch.float32)
-        think = torch.zeros_like(self.alive)
-        values = {}
-        if cfg.hybrid:
-            s, seen = marker_step(self.table, x, self.s, self.seen)
-            think = self.alive & ~seen
-            self.s.copy_(torch.where(self.alive, s, self.s))
-            self.seen.copy_(torch.where(self.alive, seen, self.seen))
-            h = latent_embedding(probs, idx, E)                                  # (B, H)
-            mixed, a_mix = hm.gate(e, h)
-            e = torch.where(think.unsqueeze(-1), mixed, e)
-            a = torch.where(think.unsqueeze(-1), a_mix, a)
-            if "latents" in self.out:
-                values["latents"] = h
-        values.update(token=x, thinking=think, alive=self.alive, gate_a=a.mean(-1),
-                      hidden_ratio=hidden_ratio(a).mean(-1), logprob=lp, entropy=entropy, eff_vocab=eff_vocab)
-        for name, v in values.items():
-            self.out[name].index_copy_(1, self.t, v.unsqueeze(1))
-        self.alive.logical_and_(~self.is_eos[x])
-        self.mask.index_fill_(1, self.cpos, 1)
-        with low_precision(hm.model):        # bf16 LoRA adapters as in Decoder and teacher forcing (captured too)
-            out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=self.mask, position_ids=self.pos,
-                           cache=self.cache, use_cache=True)
-        self.logits.copy_(out.logits[:, -1].float())
-        self.pos.add_(1)
-        self.cpos.add_(1)
-        self.t.add_(1)
-
-    def capture(self) -> None:
-        """Capture one step in a CUDA graph (call after WARMUP eager steps; capturing runs nothing)."""
-        graph = torch.cuda.CUDAGraph()
-        if hasattr(graph, "register_generator_state"):
-            graph.register_generator_state(self.gen)     # graph-safe RNG for our own generator
-        with torch.cuda.graph(graph):
-            self.step()
-        self.graph = graph
+MAX_ENGINES = 4          # captured engines kept (CUDA only), all of one model
+_ENGINES: collections.OrderedDict = collections.OrderedDict()   # shape key -> Engine, least recently used first
+_ENGINES_LOCK = threading.Lock()
+FLOAT_KEPT = ("latents", "inputs")                               # kept as float32 on the CPU, as Decoder keeps them
 
 
 class StaticDecoder:
-    """Batched hybrid decode on a static cache; `run()` returns the same list[Trace] as rollout.Decoder."""
+    """Batched hybrid decode on a static cache; `steps()` and `run()` as rollout.Decoder's."""
 
     def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
-                 raw: bool = False, capture: bool | None = None, keep_latents: bool = False):
+                 raw: bool = False, capture: bool | None = None, keep_latents: bool = False,
+                 keep_states: bool = False, force_a: ForceA | None = None, chunk: int | None = None):
         if not prompts:
             raise ValueError("no prompts to decode")
-        self.hm, self.cfg, self.keep_latents = hm, cfg or RolloutConfig(), keep_latents
+        if not static_supported(hm):
+            raise ValueError("the static decoder needs full attention in every layer; use rollout.Decoder")
+        self.hm, self.cfg, self.force_a = hm, cfg or RolloutConfig(), force_a
+        self.keep_latents, self.keep_states = keep_latents or keep_states, keep_states
         self.capture = hm.device.type == "cuda" if capture is None else capture
         if self.capture and hm.device.type != "cuda":
             raise ValueError("CUDA-graph capture needs a CUDA device")
+        self.chunk = chunk or (CHUNK if hm.device.type == "cuda" else 1)
+        self.ahead = hm.device.type == "cuda"        # start the next chunk before handing this one out
         ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
         if any(len(i) == 0 for i in ids):
             raise ValueError("empty prompt")
@@ -197,70 +85,117 @@ class StaticDecoder:
         self.traces = [Trace(prompt=hm.tokenizer.decode(i), prompt_ids=i, hybrid=self.cfg.hybrid) for i in ids]
         self.generated, self.seconds, self.captured, self.capture_error = 0, 0.0, False, None
 
-    def _engine(self) -> _Engine:
-        make = lambda: _Engine(self.hm, len(self.traces), self.width, self.cfg, self.keep_latents)  # noqa: E731
+    def _engine(self) -> tuple[Engine, bool]:
+        """(engine, shared): the cached engine of this shape, locked for this decode (CUDA with capture), or a
+        fresh one that nobody else sees (not captured)."""
+        make = lambda: Engine(self.hm, len(self.traces), self.width, self.cfg, self.keep_latents,  # noqa: E731
+                              self.keep_states)
         if not self.capture:
-            return make()
+            return make(), False
         # id(hm) too: a dataclasses.replace'd HybridModel (other eos ids or pieces) needs its own tables
-        cfg = self.cfg
-        key = (id(self.hm), id(self.hm.model), id(self.hm.gate), len(self.traces), self.width, cfg.max_new_tokens,
-               cfg.top_k, cfg.temperature, cfg.greedy, cfg.hybrid, self.keep_latents)
-        if key not in _ENGINES:
-            _ENGINES.clear()                     # keep one captured graph (and its memory pool) at a time
-            _ENGINES[key] = make()
-        return _ENGINES[key]
+        cfg, model = self.cfg, (id(self.hm), id(self.hm.model), id(self.hm.gate))
+        key = (*model, len(self.traces), self.width, cfg.max_new_tokens, cfg.top_k, cfg.temperature, cfg.greedy,
+               cfg.hybrid, self.keep_latents, self.keep_states)
+        with _ENGINES_LOCK:
+            if key not in _ENGINES:
+                for old in [k for k in _ENGINES if k[:3] != model]:    # another model's graphs: let them go
+                    del _ENGINES[old]
+                _ENGINES[key] = make()
+                while len(_ENGINES) > MAX_ENGINES:
+                    _ENGINES.popitem(last=False)
+            _ENGINES.move_to_end(key)
+            eng = _ENGINES[key]
+            if eng.lock.acquire(blocking=False):
+                return eng, True
+        return make(), False                     # busy with another request: decode this one on a fresh engine
 
     @torch.no_grad()
-    def run(self) -> list[Trace]:
+    def steps(self) -> Iterator[list[tuple[int, Step]]]:
+        """Decode; after each position yield [(row, Step)] for the rows still running (read back in chunks).
+        On CUDA the next chunk is started before this one's events are handed out, so the device decodes while
+        the host (and the caller, between yields) works; it is started only while a row is still running."""
         hm, dev, max_new = self.hm, self.hm.device, self.cfg.max_new_tokens
         start = time.perf_counter()
         ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
-        extra = self.width - ids.shape[1]                                        # bucket: more left padding
-        ids = torch.cat([torch.full((len(ids), extra), hm.pad_id, dtype=torch.long), ids], 1)
-        mask = torch.cat([torch.zeros((len(mask), extra), dtype=torch.long), mask], 1)
-        eng = self._engine()
-        eng.load(ids.to(dev), mask.to(dev))
-        done = 0
-        if self.capture and eng.graph is None and eng.capture_error is None:
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):                # warm-up = the first real steps, run eagerly
-                for _ in range(min(WARMUP, max_new)):
-                    eng.step()
-                    done += 1
-            torch.cuda.current_stream().wait_stream(side)
-            if done < max_new:
-                try:
-                    eng.capture()
-                except RuntimeError as err:      # capture records, runs nothing: go on eagerly, say why once
-                    eng.capture_error = f"{type(err).__name__}: {err}"
-                    warnings.warn(f"CUDA-graph capture failed, decoding eagerly: {eng.capture_error}")
-        while done < max_new:
-            eng.graph.replay() if eng.graph is not None else eng.step()
-            done += 1
-            if done % CHECK_EVERY == 0 and not bool(eng.alive.any()):           # one host sync per CHECK_EVERY
-                break
-        self.captured, self.capture_error = eng.graph is not None, eng.capture_error
-        out = {name: buf[:, :done].cpu() for name, buf in eng.out.items()}
+        force = [self.force_a(t) if self.force_a else None for t in range(max_new)]
+        eng, shared = self._engine()
+        kept = {name: [[] for _ in self.traces] for name in ("latents", "inputs", "top_ids", "top_probs")
+                if name in eng.out}
+        try:
+            eng.load(ids.to(dev), mask.to(dev), force, self.cfg.seed)
+            read, done = 0, self._launch(eng, 0, shared)
+            while read < done:
+                out = {name: buf[:, read:done].to("cpu", copy=True) for name, buf in eng.out.items()}  # one sync
+                first, read = read, done
+                more = self._running(out) and done < max_new
+                if more and self.ahead:
+                    done = self._launch(eng, done, shared)
+                yield from self._events(out, first, kept)
+                if more and not self.ahead:
+                    done = self._launch(eng, done, shared)
+            self.captured, self.capture_error = eng.graph is not None, eng.capture_error
+        finally:
+            if shared:
+                if dev.type == "cuda":
+                    torch.cuda.current_stream(dev).synchronize()     # an abandoned stream's last chunk
+                eng.lock.release()
         self.seconds = time.perf_counter() - start
-        self._build(out)
-        return self.traces
-
-    def _build(self, out: dict) -> None:
-        hm = self.hm
         for r, tr in enumerate(self.traces):
-            n = int(out["alive"][r].sum())                                       # alive steps form a prefix
-            tr.token_ids = out["token"][r, :n].tolist()
-            names = ("thinking", "gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab")
-            cols = [out[k][r, :n].tolist() for k in names]
-            tr.steps = [Step(t, hm.piece(x), x, **dict(zip(names, vals)))
-                        for t, (x, *vals) in enumerate(zip(tr.token_ids, *cols))]
-            if "latents" in out and n:
-                tr.latents = out["latents"][r, :n].float()                       # (n, H), as Decoder keeps them
             tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
             tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
             tr.answer = extract_answer(tr.text)
-            self.generated += n
+            for name, per_row in kept.items():
+                if per_row[r]:
+                    kept_r = torch.cat(per_row[r])                               # (T, ...)
+                    setattr(tr, name, kept_r.float() if name in FLOAT_KEPT else kept_r)
+
+    def _launch(self, eng: Engine, done: int, shared: bool) -> int:
+        """Start the chunk of steps after `done` (on a shared engine not yet captured: the warm-up steps, then
+        the capture); returns the number of steps started.  Chunks grow 1, 1, 2, 4, ... up to self.chunk."""
+        max_new = self.cfg.max_new_tokens
+        if shared and eng.graph is None and eng.capture_error is None:
+            steps = eng.warm_up(min(WARMUP, max_new - done))
+            if eng.capture_error:
+                warnings.warn(f"CUDA-graph capture failed, decoding eagerly: {eng.capture_error}")
+            return done + steps
+        n = min(self.chunk, max(1, done), max_new - done)
+        eng.advance(n)
+        return done + n
+
+    def _running(self, out: dict) -> bool:
+        """Is any row still running after the last step of these records?"""
+        alive = STATS.index("alive")
+        return any(s[-1, alive] > 0 and int(t[-1]) not in self.hm.eos_ids for s, t in zip(out["stats"], out["token"]))
+
+    def _events(self, out: dict, first: int, kept: dict):
+        """Yield the events of the records `out` (steps first, first + 1, ...) one position at a time, appending
+        them to the traces and the kept tensors."""
+        tokens, stats = out["token"].tolist(), out["stats"].tolist()             # (B, n), (B, n, 7)
+        alive = STATS.index("alive")
+        for r in range(len(self.traces)):       # a row's alive steps are a prefix: keep its tensors per chunk
+            m = sum(s[alive] > 0 for s in stats[r])
+            for name in kept:
+                if m:
+                    kept[name][r].append(out[name][r, :m])
+        for j in range(len(tokens[0])):
+            events = []
+            for r, tr in enumerate(self.traces):
+                gate_a, hr, lp, entropy, eff_vocab, thinking, on = stats[r][j]
+                if not on:
+                    continue
+                x = tokens[r][j]
+                st = Step(first + j, self.hm.piece(x), x, bool(thinking), gate_a, hr, lp, entropy, eff_vocab)
+                tr.steps.append(st)
+                tr.token_ids.append(x)
+                events.append((r, st))
+            if events:
+                self.generated += len(events)
+                yield events
+
+    def run(self) -> list[Trace]:
+        for _ in self.steps():
+            pass
+        return self.traces
 
     @property
     def tokens_per_s(self) -> float:
@@ -276,3 +211,14 @@ def static_wanted(device: torch.device, flag: bool | None = None) -> bool:
         raise ValueError(f"HRPO_STATIC_DECODE must be on, off or auto, got {mode!r}")
     return mode in ("on", "1", "true") or (mode == "auto" and device.type == "cuda")
 
+
+def make_decoder(hm, prompts, cfg: RolloutConfig, keep_latents: bool = False, keep_states: bool = False,
+                 force_a: ForceA | None = None, raw: bool = False) -> "StaticDecoder | Decoder":
+    """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere: the same records and traces (the
+    rule of static_wanted; HRPO_STATIC_DECODE overrides it).  A model that is not a HybridModel (a wrapper such
+    as analysis.replay.LatentScaled, whose gate reads the step from force_a calls) or that static_supported
+    refuses decodes eagerly.  Used by training rollouts, evaluation, Live, Compare, replays and the latent map."""
+    kw = dict(raw=raw, keep_latents=keep_latents, keep_states=keep_states, force_a=force_a)
+    if isinstance(hm, HybridModel) and static_wanted(hm.device) and static_supported(hm):
+        return StaticDecoder(hm, prompts, cfg, **kw)
+    return Decoder(hm, prompts, cfg, **kw)

@@ -25,15 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_metrics(run_dir) -> list[dict]:
-    """Every complete line of <run>/metrics.jsonl (a line being written is skipped)."""
+    """Every complete metrics row of <run>/metrics.jsonl: a JSON object with an integer step (a line being
+    written, a stray value or bytes that are not UTF-8 are skipped, so status() never fails on them)."""
     path = Path(run_dir) / "metrics.jsonl"
     rows = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except ValueError:
-                pass
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
+                rows.append(row)
     return rows
 
 
@@ -160,7 +163,7 @@ class JobManager:
             state = "failed"
         else:
             state = "stopped"
-        recent = [m["step_seconds"] for m in metrics[-10:]]
+        recent = [m["step_seconds"] for m in metrics[-10:] if isinstance(m.get("step_seconds"), (int, float))]
         eta = (st["steps"] - step) * sum(recent) / len(recent) if alive and recent else None
         return {"state": state, "step": step, "steps": st["steps"], "eta_s": eta, "out": st["out"],
                 "mode": st["mode"], "model": st["model"], "task": st["task"], "metrics": metrics, "log_tail": tail}

@@ -29,7 +29,7 @@ _CASTING_LAYERS = weakref.WeakKeyDictionary()    # model -> its peft layers that
 
 def casting_layers(model) -> list:
     """The peft layers of `model` that cast their inputs to the adapter dtype, found once per model object:
-    walking a LoRA model's ~2500 modules cost 6-7 ms, 8% of a bf16 decode step.  Adapters injected into
+    walking a LoRA model's ~2500 modules on every call would slow every decode step.  Adapters injected into
     the same object later are not seen: they keep their own (correct, slower) input cast."""
     layers = _CASTING_LAYERS.get(model)
     if layers is None:
@@ -139,15 +139,14 @@ def folded_lora(model):
     attached to the output by `_GhostBranch`: nothing added to the value, the usual gradient to A and B,
     while the gradient to the input flows once, through the folded weight.  So a rollout decodes the plain
     model (210 adapters x 2 small matmuls fewer per step) and the teacher-forced loss pass under the same
-    context computes bit for bit the rollout's log-probs, in bf16 too (adapter path in bf16 vs a folded
-    rounded weight drifted by up to 0.27).  The original weight tensors are put back afterwards,
+    context computes bit for bit the rollout's log-probs, in bf16 too (the adapter path in bf16 and a
+    folded, rounded weight do not agree).  The original weight tensors are put back afterwards,
     untouched.  The folded weights are kept (one copy of the adapted weights, for the model's lifetime)
     and reused while the base weights and adapters are unchanged (same storage and version): a training
-    step folds once for its rollout and its loss pass, not twice (a fold costs ~0.3 s on SmolLM2-135M, 2
-    CPU cores).  Changes that do not bump a tensor's version are not seen: writes through `.data` and
-    `fused=True` optimizers (AdamW's default paths, `copy_` and `load_state_dict` do bump it).  Not for
-    CUDA-graph decoding (a captured graph keeps the tensors it was captured with).  No adapters (or DoRA,
-    merged, disabled or already folded ones): a no-op.
+    step folds once for its rollout and its loss pass, not twice.  Changes that do not bump a tensor's
+    version are not seen: writes through `.data` and `fused=True` optimizers (AdamW's default paths, `copy_`
+    and `load_state_dict` do bump it).  Not for CUDA-graph decoding (a captured graph keeps the tensors it
+    was captured with).  No adapters (or DoRA, merged, disabled or already folded ones): a no-op.
     Test: pytest tests/test_fidelity.py -k folded
     """
     from peft.tuners.lora.layer import Linear as LoraLinear, LoraLayer
@@ -180,8 +179,7 @@ def grouped_eager_attention(module, query, key, value, attention_mask, scaling, 
     query (B, H, q, D), key/value (B, KV, T, D), H = KV * n_rep (head h uses KV head h // n_rep, as
     repeat_kv lays them out); attention_mask (B, 1, q, T) additive.  Same products, softmax in fp32 cast
     back to the query dtype, output (B, q, H, D).  Eager repeats each KV head n_rep times per layer per
-    call: without that copy bf16 training rollouts on CPU (SmolLM2: 9 query heads on 3 KV heads) run 1.17x
-    faster (BENCHMARKS.md section 13).
+    call (SmolLM2: 9 query heads on 3 KV heads); this path never makes that copy.
     Test: pytest tests/test_fidelity.py -k grouped
     """
     B, H, q, D = query.shape
@@ -201,8 +199,8 @@ def same_attention_path(model, device, dtype) -> None:
     agree bit for bit.
 
     With SDPA the one-token decode step and the whole-sequence pass take different CPU kernels; in bf16
-    that alone made the rollout's log-probs and the teacher-forced ones differ by up to ~0.6 (median 3e-3),
-    i.e. training went off-policy.  The eager path uses the same matmuls in both passes (measured drift 0).
+    that alone made the rollout's log-probs and the teacher-forced ones differ, i.e. training went
+    off-policy.  The eager path uses the same matmuls in both passes, so the two agree bit for bit.
     fp32 and CUDA keep the model's default attention.
     """
     if torch.device(device).type == "cpu" and dtype in LOW_PRECISION and hasattr(model, "set_attn_implementation"):
@@ -227,8 +225,8 @@ class LeanDecodeStep:
     Per layer: norm -> one matmul for q, k, v (their weights concatenated) -> rotary -> cache append ->
     grouped_eager_attention -> o_proj -> norm -> one matmul for gate and up -> SiLU * up -> down; the
     model's own norm and rotary modules.  The same operations as the eager model in fewer, wider matmuls:
-    the logits equal the model's bit for bit in bf16 (so decoding and teacher forcing still agree), and a
-    bf16 decode step is 1.11x (32 rows) to 1.17x (8 rows) faster (BENCHMARKS.md section 17).  `build`
+    the logits equal the model's bit for bit in bf16 (so decoding and teacher forcing still agree), without
+    transformers' per-module overhead.  `build`
     returns None where this would not be the model's own computation: fp32 (MKL rounds a wider matrix
     differently; fp16 is not measured), other attention than GROUPED_EAGER, non-Llama layers (biases, q/k
     norms), LoRA adapters not folded by `folded_lora`.  Weights are read when built: build after folding,

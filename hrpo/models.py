@@ -14,7 +14,6 @@ Test: pytest tests/test_models.py
 """
 import os
 import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tuple[torch.device, torch.dtype]:
     """cuda + bf16 when available; else cpu + bf16 where the CPU computes bf16 natively, fp32 elsewhere.
 
-    Explicit values win.  (bf16 runs SmolLM2 forward/backward ~3x faster on avx512_bf16 CPUs.)"""
+    Explicit values win."""
     try:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except (RuntimeError, TypeError):
@@ -190,69 +189,3 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
         raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
                              f"directory, a .gguf file or a checkpoint directory") from err
     return assemble(model, tok, spec, dev, dt, gate_config)
-
-
-def available_models(root, hosted: bool, default: str = "default") -> list[str]:
-    """Model specs to offer: the default, shipped checkpoints, and (locally) the latest of each run."""
-    root = Path(root)
-    out = [default]
-    if not hosted:
-        out += [s for s in ("default", "tiny-random") if s != default]
-    out += sorted(f"checkpoints/{p.name}" for p in (root / "checkpoints").glob("*") if checkpoint.is_checkpoint(p))
-    if not hosted:
-        for run in sorted((root / "runs").glob("*")):
-            last = checkpoint.latest_checkpoint(run)
-            if last is not None:
-                out.append(str(last.relative_to(root)))
-    return out
-
-
-def resolve_allowed(spec: str, root, hosted: bool, default: str = "default") -> str:
-    """The spec to load.  Hosted: only the configured default or a checkpoint under <root>/checkpoints
-    (after resolving symlinks and '..'), anything else is refused."""
-    root = Path(root)
-    spec = (spec or default).strip()
-    local = root / spec
-    if not hosted:
-        return str(local) if spec and not Path(spec).is_absolute() and local.exists() else spec
-    if spec == default:
-        return spec
-    allowed = (root / "checkpoints").resolve()
-    target = local.resolve()
-    if allowed not in target.parents or not checkpoint.is_checkpoint(target):
-        raise ModelSpecError(f"hosted mode: {spec!r} is not allowed; pick the default model or a checkpoint "
-                             f"under checkpoints/")
-    return str(target)
-
-
-class ModelPool:
-    """Loaded models by spec, each loaded once (thread-safe), for the app.  `resolve` maps a spec to what
-    load_model gets (the app's hosted-mode check); `preload` loads one in the background."""
-
-    def __init__(self, resolve=lambda spec: spec):
-        self.resolve, self.models, self.lock, self.status = resolve, {}, threading.Lock(), {}
-
-    def get(self, spec: str):
-        with self.lock:
-            if spec not in self.models:
-                self.status[spec] = "loading"
-                try:
-                    self.models[spec] = load_model(self.resolve(spec))
-                    self.status[spec] = "ready"
-                except Exception:
-                    self.status[spec] = "failed"
-                    raise
-            return self.models[spec]
-
-    def preload(self, spec: str) -> None:
-        threading.Thread(target=lambda: self._quiet_get(spec), daemon=True).start()
-
-    def _quiet_get(self, spec):
-        try:
-            self.get(spec)
-        except Exception as err:  # shown in the status line
-            self.status[spec] = f"failed: {err}"
-
-    def line(self, spec: str) -> str:
-        st = self.status.get(spec, "not loaded")
-        return {"ready": f"**{spec}**: ready", "loading": f"**{spec}**: loading..."}.get(st, f"**{spec}**: {st}")

@@ -6,10 +6,13 @@ reference AND '####' occurs exactly once (`format_ok`), else 0.0.  Checks by tas
   choice  one letter A-J ("B", "(B)", "b.", "B) text", "the answer is B")
   qa      SQuAD-style exact match (lowercase, no articles/punctuation/extra spaces); the reference is
           a list of acceptable strings or one string whose alternatives are separated by '|'
-Everything here is pure and never raises on any input string.  `REWARDS` / `get_reward(name)` give
-the batch reward functions by name; `score()` returns (correct, formatted) separately for metrics.
+Everything here is pure and never raises on any input string.  Reward functions are TRL-style callables
+`fn(completions, answers, **columns) -> list[float]` (see "rewards and registry" below); `REWARDS` /
+`get_reward(name)` give them by name (`TrainConfig.reward`, the trainer's default), `Trainer(cfg,
+reward_fn=...)` takes any; `score()` returns (correct, formatted) separately for the metrics.
 Test: pytest tests/test_rewards.py
 """
+import math
 import re
 import string
 import threading
@@ -203,32 +206,67 @@ def score(kind: str, completion: str, answer) -> tuple[bool, bool]:
     return CHECKS[kind](completion, answer), format_ok(completion)
 
 
-def _rewards(kind: str, completions: list[str], answers: list) -> list[float]:
-    if len(completions) != len(answers):
-        raise ValueError(f"{len(completions)} completions but {len(answers)} answers")
-    return [float(all(score(kind, c, a))) for c, a in zip(completions, answers)]
+# A reward function, as in TRL: a plain callable
+#     reward_fn(completions: list[str], answers: list, **columns) -> list[float]
+# one float per completion, `answers[i]` the reference of completion i.  The trainer passes the columns
+# `kinds` (each completion's task kind: math, choice or qa) and `questions` (its problem text) by keyword;
+# a function takes what it needs and ignores the rest through **columns.  `Trainer(cfg, reward_fn=...)`
+# takes any such callable; `TrainConfig.reward` names one of REWARDS.  The trainer logs `reward_mean`
+# from it and `accuracy` / `format_rate` from `score` whatever the reward.
 
 
-def math_reward(completions: list[str], answers: list[str]) -> list[float]:
+def _rewards(kinds: list[str], completions: list[str], answers: list) -> list[float]:
+    if len(completions) != len(answers) or len(kinds) != len(answers):
+        raise ValueError(f"{len(completions)} completions but {len(answers)} answers"
+                         + (f" and {len(kinds)} kinds" if len(kinds) != len(answers) else ""))
+    return [float(all(score(k, c, a))) for k, c, a in zip(kinds, completions, answers)]
+
+
+def task_reward(completions: list[str], answers: list, kinds: list[str] | None = None, **columns) -> list[float]:
+    """1.0 where the check of each completion's task kind (`kinds`, default math) passes and '####' occurs
+    once: the trainer's default, so a jsonl task of choice or qa problems is scored as such."""
+    return _rewards(list(kinds) if kinds is not None else ["math"] * len(answers), completions, answers)
+
+
+def math_reward(completions: list[str], answers: list[str], **columns) -> list[float]:
     """1.0 where the number after '####' equals the reference and '####' occurs once."""
-    return _rewards("math", completions, answers)
+    return _rewards(["math"] * len(answers), completions, answers)
 
 
-def choice_reward(completions: list[str], answers: list[str]) -> list[float]:
+def choice_reward(completions: list[str], answers: list[str], **columns) -> list[float]:
     """1.0 where the letter after '####' is the reference letter and '####' occurs once."""
-    return _rewards("choice", completions, answers)
+    return _rewards(["choice"] * len(answers), completions, answers)
 
 
-def qa_reward(completions: list[str], answers: list) -> list[float]:
+def qa_reward(completions: list[str], answers: list, **columns) -> list[float]:
     """1.0 where the text after '####' matches a reference alternative and '####' occurs once."""
-    return _rewards("qa", completions, answers)
+    return _rewards(["qa"] * len(answers), completions, answers)
 
 
-REWARDS = {"math": math_reward, "choice": choice_reward, "qa": qa_reward}
+REWARDS = {"task": task_reward, "math": math_reward, "choice": choice_reward, "qa": qa_reward}
 
 
 def get_reward(name: str):
-    """The batch reward function registered under `name`."""
+    """The reward function registered under `name` in REWARDS."""
     if name not in REWARDS:
         raise ValueError(f"unknown reward {name!r}; known: {', '.join(REWARDS)}")
     return REWARDS[name]
+
+
+def apply_reward(reward_fn, completions: list[str], answers: list, **columns) -> list[float]:
+    """`reward_fn(completions, answers, **columns)`, checked: one finite number per completion, as floats.
+
+    A function that returns anything else raises ValueError naming it (the trainer's rewards must be
+    finite: a NaN advantage would poison the update)."""
+    name = getattr(reward_fn, "__name__", type(reward_fn).__name__)
+    values = reward_fn(completions, answers, **columns)
+    try:
+        values = [float(v) for v in values]
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"reward function {name} must return a list of numbers: {err}") from None
+    if len(values) != len(completions):
+        raise ValueError(f"reward function {name} returned {len(values)} rewards for {len(completions)} completions")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"reward function {name} returned a non-finite reward ({bad[0]})")
+    return values

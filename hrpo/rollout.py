@@ -1,4 +1,4 @@
-"""Batched hybrid decoding with a KV cache (DESIGN.md section 1, "Hybrid rollout").
+"""Batched hybrid decoding with a KV cache (docs/DESIGN.md section 1, "Hybrid rollout").
 
 Per generated position, while a row's completion does not yet contain '####':
     p = softmax(top_k(logits) / tau);  x ~ p (argmax when greedy)
@@ -25,11 +25,9 @@ import torch
 
 from .config import RolloutConfig
 from .gate import hidden_ratio
-from .loss import sampling_distribution
 from .kernels import LeanDecodeStep, low_precision
 from .models import HybridModel
 from .rewards import MARKER, extract_answer
-
 
 
 @dataclass
@@ -77,6 +75,30 @@ class MarkerWatch:
             self.seen[row] = self.marker in text
             self.tails[row] = text[-(len(self.marker) - 1):]
         return self.seen[row]
+
+
+def step_distribution(logits: torch.Tensor, top_k: int, temperature: float):
+    """softmax(top_k(logits) / tau) for logits (b, V) in the model's dtype: (probs, logp, idx, scaled).
+
+    probs, logp (b, k) float32 sorted by probability; idx (b, k) their token ids (None: the whole vocabulary,
+    k = V); scaled (b, k) the kept logits / tau in float32.  The top k are found on the logits as they are
+    (bf16 -> fp32 is exact, so the kept values are those of an fp32 top-k, and teacher forcing's
+    loss.token_logprobs takes its top k the same way) and only those k are upcast: no (b, V) float32 copy.
+    """
+    if 0 < top_k < logits.shape[-1]:
+        vals, idx = logits.topk(top_k, dim=-1)                                 # (b, k), sorted
+        scaled = vals.float() / temperature
+    else:
+        idx, scaled = None, logits.float() / temperature                       # (b, V)
+    logp = torch.log_softmax(scaled, dim=-1)
+    return logp.exp(), logp, idx, scaled
+
+
+def token_logprob(scaled: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
+    """(b,) log p of the picked positions pick (b, 1) of scaled (b, k) (step_distribution), computed as
+    teacher forcing computes it (loss.token_logprobs: x's logit / tau minus the logsumexp of the kept ones),
+    so equal logits give bit-equal log-probs in the rollout and in the loss pass."""
+    return scaled.gather(-1, pick).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
 
 
 def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Tensor) -> torch.Tensor:
@@ -179,14 +201,14 @@ class Decoder:
 
     def _forward(self, embeds, mask, positions, cache, lean: LeanDecodeStep | None):
         if lean is not None:                        # bf16 Llama on CPU: the same logits, fewer calls
-            return lean(embeds, mask, positions, cache).float(), cache
+            return lean(embeds, mask, positions, cache), cache
         # the last position as an index tensor, not logits_to_keep=1: an int slices the hidden states to a
         # non-contiguous view, and the lm_head matmul on it then copies the whole (V, H) weight once per row
         last = torch.tensor([embeds.shape[1] - 1], device=embeds.device)
         with low_precision(self.hm.model):                                     # fp32 LoRA adapters run in bf16
             out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                                 cache=cache, use_cache=True, logits_to_keep=last)
-        return out.logits[:, -1].float(), out.cache
+        return out.logits[:, -1], out.cache               # (b, V) in the model's dtype
 
     @torch.no_grad()
     def steps(self) -> Iterator[list[tuple[int, Step]]]:
@@ -198,7 +220,6 @@ class Decoder:
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
         logits, cache = prompt_pass(hm.model, E[ids], mask, positions, distinct_rows(ids, mask))
-        logits = logits.float()                                                 # (B, V)
         lean = LeanDecodeStep.build(hm.model)                                   # after any folding: reads weights
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)
@@ -209,13 +230,13 @@ class Decoder:
         eos = torch.tensor(sorted(hm.eos_ids), device=dev)
         kept = {name: [[] for _ in range(rows)] for name in ("latents", "inputs", "top_ids", "top_probs")}
         for t in range(cfg.max_new_tokens):
-            probs, logp, idx = sampling_distribution(logits, cfg.top_k, cfg.temperature)   # (b, k)
+            probs, logp, idx, scaled = step_distribution(logits, cfg.top_k, cfg.temperature)   # (b, k)
             pick = probs.argmax(-1, keepdim=True) if cfg.greedy else sample(probs, active, rows, gen)
             x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (b,)
             x = torch.where(live, x, torch.full_like(x, hm.pad_id))
-            lp = logp.gather(-1, pick).squeeze(-1)                               # (b,) = token_logprobs(logits, x)
+            lp = token_logprob(scaled, pick)                                     # (b,) = token_logprobs(logits, x)
             entropy = -(probs * logp).sum(-1)                                    # (b,)
-            eff_vocab = 1.0 / probs.float().pow(2).sum(-1)                       # (b,) = 1 / ||p||_2^2
+            eff_vocab = 1.0 / probs.pow(2).sum(-1)                               # (b,) = 1 / ||p||_2^2
             x_list, act, live_list = x.tolist(), active.tolist(), live.tolist()
             pieces = [hm.piece(i) for i in x_list]
             thinking = [cfg.hybrid and w and not watch.push(r, p) for r, w, p in zip(act, live_list, pieces)]

@@ -39,7 +39,7 @@ TEST_SHARE = 10                                          # 1 in 10 question text
 # level -> (steps, largest starting number, largest operand, operations)
 ARITH_LEVELS = {1: (1, 9, 9, "+"), 2: (1, 20, 10, "+-"), 3: (2, 50, 20, "+-"),
                 4: (3, 100, 50, "+-*"), 5: (4, 500, 100, "+-*/")}
-DEFAULT_ARITH_LEVEL = 2                                  # calibrated (BENCHMARKS.md); the shipped checkpoints train on it
+DEFAULT_ARITH_LEVEL = 2                                  # calibrated (scripts/calibrate_arith.py); the shipped level
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The HRPO / GRPO training loop on accelerate, with LoRA through peft (DESIGN.md section 1).
+"""The HRPO / GRPO training loop on accelerate, with LoRA through peft (docs/DESIGN.md section 1).
 
 Per step, on each process: sample prompts (seeded by step, so a resumed run sees the same ones),
 roll out G completions per prompt with the current policy (hybrid in HRPO mode, keeping latents),
@@ -30,9 +30,9 @@ from .config import RolloutConfig, TrainConfig, TrainingError
 from .loss import group_advantages, policy_loss, tis_weights
 from .kernels import folded_lora
 from .models import load_model
-from .rewards import score
-from .evaluate import make_decoder
-from .fastpath import static_wanted
+from .rewards import apply_reward, get_reward, score
+from .selectivity import SELECTIVITY, nan_for_none, none_for_nan, selectivity, thinking_records
+from .fastpath import make_decoder, static_wanted
 from .tasks import load_task
 from .teacher import completion_logprobs, pack
 
@@ -43,7 +43,11 @@ from .teacher import completion_logprobs, pack
 #   hidden_ratio_official   sqrt(1 - gate_a_mean^2), what the authors' code logs as the hidden ratio
 #   hidden_ratio_p10/p50/p90  spread of the per-token sqrt(1 - a^2) over the step's thinking tokens
 #   (under DDP each is the mean over ranks; all are 0 (a = 1) in GRPO runs and steps without thinking)
-#   logprob_drift           max |teacher-forced - sampling| log-prob over the step (DESIGN 1 self-check)
+#   hidden_ratio_p90_p10, hidden_ratio_digit/_operator/_word/_punct, hidden_ratio_line_first/_line_later
+#                           gate selectivity over the step's thinking tokens (hrpo.selectivity.SELECTIVITY:
+#                           p90/p10 of the per-token hidden ratio, its mean by token type and by position in
+#                           the line); null where the step had no such token (and the ratio in GRPO runs)
+#   logprob_drift           max |teacher-forced - sampling| log-prob over the step (docs/DESIGN.md 1.6 self-check)
 #   logprob_drift_median    median of the same over the step's tokens (the loss corrects what remains by
 #                           truncated importance sampling, TrainConfig.tis_cap)
 #   processes               data-parallel processes that made the step (torchrun --nproc_per_node)
@@ -51,7 +55,7 @@ GATE_STATS = ["gate_a_mean", "hidden_ratio_mean", "hidden_ratio_official", "hidd
               "hidden_ratio_p50", "hidden_ratio_p90"]
 METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS,
            "kl", "loss", "grad_norm", "lr", "logprob_drift", "logprob_drift_median", "rollout_tokens_per_s",
-           "step_seconds"]
+           "step_seconds", *SELECTIVITY]
 
 
 def gate_stats(gate_a: list[float], hidden: list[float]) -> dict:
@@ -104,8 +108,9 @@ def param_groups(model, gate, cfg: TrainConfig, hybrid: bool) -> list[dict]:
               {"name": "lora_no_decay", "params": [p for p in lora if p.ndim < 2], "lr": cfg.lr, "weight_decay": 0.0}]
     if hybrid:
         wd = cfg.weight_decay if cfg.decay_gate else 0.0
+        gate_wd = wd if cfg.gate_weight_decay < 0 else cfg.gate_weight_decay      # -1: Lambda's decay
         groups += [{"name": "gate", "params": [*gate.W_r.parameters(), *gate.W_i.parameters()],
-                    "lr": cfg.gate_lr, "weight_decay": wd},
+                    "lr": cfg.gate_lr, "weight_decay": gate_wd},
                    {"name": "lambda", "params": [gate.Lambda], "lr": cfg.lambda_lr, "weight_decay": wd}]
     return [g for g in groups if g["params"]]
 
@@ -119,8 +124,9 @@ def cosine_with_warmup(optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-# fields a resumed run must share with its checkpoint (they fix the shapes or the meaning of the weights)
-SHAPE_FIELDS = ["mode", "lora_rank", "lora_alpha", "lora_targets", "c"]
+# fields a resumed run must share with its checkpoint (they fix the shapes or the meaning of the weights,
+# or, for task, the prompts each step trains on: another task would silently make a different run)
+SHAPE_FIELDS = ["mode", "lora_rank", "lora_alpha", "lora_targets", "c", "task"]
 
 
 def check_output_dir(out: Path) -> None:
@@ -135,12 +141,17 @@ def check_output_dir(out: Path) -> None:
 
 
 class Trainer:
-    """Build with a TrainConfig; `train()` runs to cfg.steps, calling `callback(metrics)` each step."""
+    """Build with a TrainConfig; `train()` runs to cfg.steps, calling `callback(metrics)` each step.
 
-    def __init__(self, cfg: TrainConfig, callback=None, resume: bool = False, should_stop=None):
+    `reward_fn(completions, answers, *, kinds, questions) -> list[float]` (a TRL-style reward function,
+    hrpo/rewards.py) scores each completion; default `get_reward(cfg.reward)`, the task's own check.
+    `accuracy` and `format_rate` are logged from `rewards.score` whatever the reward."""
+
+    def __init__(self, cfg: TrainConfig, callback=None, resume: bool = False, should_stop=None, reward_fn=None):
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs
         self.cfg, self.callback, self.should_stop = cfg, callback, should_stop or (lambda: False)
+        self.reward_fn = reward_fn if reward_fn is not None else get_reward(cfg.reward)
         self.hybrid = cfg.mode == "hrpo"
         self.out = Path(cfg.out)
         check_output_dir(self.out)
@@ -191,7 +202,7 @@ class Trainer:
                 if k in old and old[k] != getattr(self.cfg, k)]
         if diff:
             raise TrainingError(f"cannot resume {path} with {', '.join(diff)}: these fields fix the trained "
-                                "weights; resume with the run's values or start a new --out")
+                                "weights or the training data; resume with the run's values or start a new --out")
         return path
 
     def _build(self, resume_from):
@@ -237,8 +248,14 @@ class Trainer:
         dec = make_decoder(hm, prompts, cfg.rollout_config(seed), keep_latents=self.hybrid)   # CUDA graph on a GPU
         with torch.no_grad(), self._folded():
             traces = dec.run()
-        scores = [score(p.kind, t.text, p.answer) for p, t in zip([p for p in problems for _ in range(cfg.group_size)], traces)]
-        rewards = torch.tensor([float(c and f) for c, f in scores])
+        rows = [p for p in problems for _ in range(cfg.group_size)]
+        texts = [t.text for t in traces]
+        scores = [score(p.kind, text, p.answer) for p, text in zip(rows, texts)]     # accuracy, format_rate
+        try:
+            rewards = torch.tensor(apply_reward(self.reward_fn, texts, [p.answer for p in rows],
+                                                kinds=[p.kind for p in rows], questions=[p.question for p in rows]))
+        except ValueError as err:
+            raise TrainingError(f"step {step + 1}: {err}") from err
         batch = pack(traces, hm.pad_id, hm.device)
         with torch.no_grad(), hm.model.disable_adapter():
             ref = completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, gate=None)
@@ -249,6 +266,7 @@ class Trainer:
                  "format_rate": sum(f for _, f in scores) / len(scores),
                  "completion_len_mean": sum(len(t.token_ids) for t in traces) / len(traces),
                  **gate_stats([s.gate_a for s in think], [s.hidden_ratio for s in think]),
+                 "gate_records": [r for t in traces for r in thinking_records(t.steps)],
                  "tokens": dec.generated, "rollout_seconds": dec.seconds}
         return {"batch": batch, "ref": ref, "adv": adv}, stats
 
@@ -302,11 +320,12 @@ class Trainer:
                  ("reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS)}
         local.update(kl=kl, loss=sum(losses) / len(losses), logprob_drift_median=torch.cat(gaps).median().item(),
                      rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
+        local.update(nan_for_none(selectivity([r for s in stats for r in s["gate_records"]])))   # pooled micro-batches
         metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
                    "lr": lr, "logprob_drift": self._max_over_ranks(drift),
                    "skipped_updates": skipped, "rollout_seconds": seconds, "processes": acc.num_processes,
                    "step_seconds": time.perf_counter() - t0}
-        return {k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds", "processes"]}
+        return none_for_nan({k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds", "processes"]})
 
     def _guarded_update(self) -> bool:
         """optimizer.step(), undone (parameters and optimizer state) if it leaves a non-finite value."""
@@ -351,7 +370,7 @@ class Trainer:
                 f.write(json.dumps(metrics) + "\n")
             if self.tb is not None:
                 for k, v in metrics.items():
-                    if k != "step":
+                    if k != "step" and v is not None:          # None: no such token this step
                         self.tb.add_scalar(k, v, metrics["step"])
         if self.callback:
             self.callback(metrics)

@@ -1,4 +1,4 @@
-"""The decode step of a training rollout, by dtype and by way of running it (BENCHMARKS.md section 14).
+"""The decode step of a training rollout, by dtype and by way of running it (docs/PERFORMANCE.md).
 
 One batched forward per generated token dominates a CPU training rollout; this times it alone, without
 sampling or mixing, on the embedded model with random prompts, each dtype and variant side by side:

@@ -1,4 +1,4 @@
-"""How far bf16 can speed up a training step on this CPU (BENCHMARKS.md section 17).
+"""How far bf16 can speed up a training step on this CPU (docs/PERFORMANCE.md).
 
   gemm     GEMM throughput (GFLOP/s) per dtype at the model's shapes and a large square one: the ceiling
            of any bf16/fp32 ratio for matrix products on this CPU.

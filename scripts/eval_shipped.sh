@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Held-out greedy evaluation of base vs GRPO vs HRPO on the arith task the checkpoints were trained on
-# (BENCHMARKS.md).  Usage: bash scripts/eval_shipped.sh [LIMIT] [TASK]
+# (figures: docs/PERFORMANCE.md).  Usage: bash scripts/eval_shipped.sh [LIMIT] [TASK]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT=${1:-200}

@@ -73,6 +73,9 @@ def test_streamed_generation_export_and_replay(app_url):
     summary, _, _, _ = client.predict("tiny-random", 0, "scale the latent", 1.0, 2.5, 12, 0.5, 50, 0, True, True,
                                       api_name="/replay")
     assert "the latent scaled ×2.5" in summary
+    summary, _, _, _ = client.predict("default", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
+                                      api_name="/replay")        # another model picked: the trace's model replays
+    assert "replayed with `tiny-random`, the model that decoded this trace" in summary and "no divergence" in summary
     fig = client.predict("tiny-random", "hidden_ratio", "fading", api_name="/latent_map")
     assert fig["type"] == "plotly" and '"path"' in fig["plot"]
     fig = client.predict("tiny-random", "step", "off", api_name="/latent_map")
@@ -89,6 +92,28 @@ def test_bad_input_is_one_clear_message(app_url):
         client.predict("tiny-random", "hi", 12, 0.0, 50, 0, True, True, api_name="/generate")
     with pytest.raises(Exception, match="unknown model spec"):
         client.predict("no-such-model", "hi", 12, 0.5, 50, 0, True, True, api_name="/generate")
+
+
+def raw_call(url: str, api: str, data: list) -> str:
+    """POST `data` to gradio's HTTP API as JSON (NaN and lone surrogates allowed, as a hostile client may send
+    them; gradio_client refuses to), then read the event stream of the call."""
+    req = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    event = json.load(urllib.request.urlopen(req, timeout=30))["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{api}/{event}", timeout=120).read().decode()
+
+
+def test_hostile_raw_api_input_is_one_clear_message(app_url):
+    out = raw_call(app_url, "generate", ["tiny-random", "hi", 8, 0.5, 50, float("nan"), True, True])
+    assert "seed must be a finite number" in out
+    out = raw_call(app_url, "generate", ["tiny-random", "hi \ud800 there", 8, 0.5, 50, 0, True, True])
+    assert "lone surrogate" in out
+    out = raw_call(app_url, "train_start", ["tiny-random", "arith", "hrpo", float("inf"), 2, 1, 1e-3, 6, "x"])
+    assert "steps must be a finite number" in out
+    api = gradio_client.Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {                   # the public API; UI-only events stay private
+        "/generate", "/export", "/replay", "/latent_map", "/compare", "/dynamics", "/dynamics_runs", "/train_start",
+        "/train_stop", "/train_resume", "/train_status", "/refresh_models"}
 
 
 def test_compare(app_url):

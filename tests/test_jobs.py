@@ -40,3 +40,17 @@ def test_start_stop_resume(tmp_path):
     steps = [m["step"] for m in read_metrics(cfg.out)]
     assert steps == list(range(1, 26))                  # no step lost or repeated across stop/resume
     assert latest_checkpoint(cfg.out).name == "step-000025"
+
+
+def test_status_skips_junk_in_metrics(tmp_path):
+    """A stray value, a line without step or step_seconds, or bytes that are not UTF-8 never break status()."""
+    import json
+    runs, out = tmp_path / "runs", tmp_path / "runs" / "j"
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_bytes(b'{"step": 1, "step_seconds": 2.0}\n[1, 2]\n7\n{"loss": 1}\n\xff\xfe\n'
+                                        b'{"step": true}\n{"step": 2}\n{"step": 3, "rew')
+    (runs / "job.json").write_text(json.dumps({"pid": 0, "out": str(out), "steps": 5, "mode": "hrpo",
+                                               "model": "tiny-random", "task": "arith", "cmd": []}))
+    assert [m["step"] for m in read_metrics(out)] == [1, 2]
+    st = JobManager(runs).status()
+    assert st["state"] == "stopped" and st["step"] == 2 and st["eta_s"] is None

@@ -15,7 +15,8 @@ from conftest import ROOT, run_cli
 from hrpo import checkpoint as ckpt
 from hrpo import trainer as trainer_mod
 from hrpo.config import TrainConfig, TrainingError
-from hrpo.models import ModelSpecError, load_model, resolve_allowed
+from hrpo.models import ModelSpecError, load_model
+from studio.hosting import Host
 from hrpo.trainer import Trainer
 
 TINY = dict(model="tiny-random", task="arith", group_size=2, batch_prompts=1, max_new_tokens=8, lora_rank=2,
@@ -132,13 +133,14 @@ def test_hosted_mode_loads_only_checkpoints_under_checkpoints(tiny_checkpoint, t
     shutil.copytree(tiny_checkpoint, root / "checkpoints" / "good")
     shutil.copytree(tiny_checkpoint, tmp_path / "outside")
     (root / "checkpoints" / "link").symlink_to(tmp_path / "outside")
-    assert resolve_allowed("checkpoints/good", root, hosted=True) == str((root / "checkpoints" / "good").resolve())
-    assert resolve_allowed("default", root, hosted=True) == "default"
+    hosted, local = Host(root=root, runs_dir=root / "runs", hosted=True), Host(root=root, runs_dir=root / "runs")
+    assert hosted.resolve("checkpoints/good") == str((root / "checkpoints" / "good").resolve())
+    assert hosted.resolve("default") == "default"
     for bad in ["../outside", str(tmp_path / "outside"), "checkpoints/link", "checkpoints/../../outside",
                 "tiny-random", "Qwen/Qwen2.5-1.5B-Instruct", "checkpoints"]:
         with pytest.raises(ModelSpecError, match="hosted mode"):
-            resolve_allowed(bad, root, hosted=True)
-    assert resolve_allowed("tiny-random", root, hosted=False) == "tiny-random"
+            hosted.resolve(bad)
+    assert local.resolve("tiny-random") == "tiny-random"
 
 
 def test_trainer_state_loads_with_weights_only(tiny_checkpoint, monkeypatch):

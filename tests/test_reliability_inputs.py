@@ -151,6 +151,7 @@ def test_the_suite_keeps_its_state_out_of_the_checkout_and_the_user_cache():
     from hrpo.jobs import JobManager
     assert JobManager().runs_dir == Path(os.environ["HRPO_RUNS"])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "-c", "import app; print(app.JOBS.runs_dir)"], cwd=ROOT, env=env,
+    code = "import os, app; from studio.common import Studio; print(Studio.create(app.ROOT, os.environ).jobs.runs_dir)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.stdout.strip().splitlines()[-1] == os.environ["HRPO_RUNS"], res.stderr[-2000:]

@@ -1,7 +1,6 @@
 """Training-job control and bounded hosted work (RELIABILITY.md, round 2): hosted mode refuses every job
 control call, stop never signals a process that is not the job, concurrent starts make one trainer,
 hosted /compare is capped, hosted seeds are checked, trace exports reuse one temp directory."""
-import importlib
 import json
 import signal
 import subprocess
@@ -122,13 +121,7 @@ def compare_args(client, *args) -> list:
     return [*args, *[False] * (n - len(args))]
 
 
-def test_hosted_compare_is_bounded(hosted, monkeypatch):
-    app = importlib.import_module("app")
-    monkeypatch.setattr(app, "COMPARE_LIMITS", dict(models=4, problems=20, new_tokens=256, tokens=8192))
-    assert app.compare_request(["default"] * 40, 20, 256) == ["default"]          # 40 copies are one model
-    for specs, limit, new in [(list("abcde"), 1, 16), (["a"], 21, 16), (["a"], 1, 257), (["a", "b"], 20, 256)]:
-        with pytest.raises(ValueError, match="hosted mode: at most 4 models, 20 problems, 256 new tokens and 8192"):
-            app.compare_request(specs, limit, new)
+def test_hosted_compare_is_bounded(hosted):
     client = hosted[0]
     choices = ["tiny-random", "checkpoints/smollm2-arith-grpo", "checkpoints/smollm2-arith-hrpo"]
     job = client.submit(*compare_args(client, choices * 10, "arith", 20, 256, True), api_name="/compare")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hrpo.rewards import (REWARDS, choice_correct, choice_reward, extract_answer, format_ok, get_reward,
-                          math_correct, math_reward, normalize_number, qa_correct, qa_reward, score)
+from hrpo.rewards import (REWARDS, apply_reward, choice_correct, choice_reward, extract_answer, format_ok, get_reward,
+                          math_correct, math_reward, normalize_number, qa_correct, qa_reward, score, task_reward)
 from hrpo.tasks import data_file, data_root, read_lines
 
 
@@ -142,9 +142,31 @@ def test_score(kind, completion, answer, want):
     assert score(kind, completion, answer) == want
 
 
+def test_task_reward_checks_each_completion_by_its_kind():
+    completions = ["#### 18", "#### (B)", "#### the Nile", "#### 18 #### 18", "#### B"]
+    answers = ["18", "B", "Nile", "18", "B"]
+    kinds = ["math", "choice", "qa", "math", "math"]
+    want = [float(all(score(k, c, a))) for k, c, a in zip(kinds, completions, answers)]
+    assert want == [1.0, 1.0, 1.0, 0.0, 0.0]
+    assert task_reward(completions, answers, kinds=kinds, questions=["q"] * 5) == want
+    assert task_reward(["#### 18"], ["18"]) == math_reward(["#### 18"], ["18"], kinds=["qa"]) == [1.0]
+
+
+def test_apply_reward_checks_what_a_reward_function_returns():
+    assert apply_reward(lambda c, a, **kw: [1, True, 0.5], ["x"] * 3, [""] * 3, kinds=["math"] * 3) == [1.0, 1.0, 0.5]
+    assert apply_reward(task_reward, ["#### 2", "#### 3"], ["2", "2"], kinds=["math"] * 2) == [1.0, 0.0]
+    for fn, msg in [(lambda c, a, **kw: [1.0], "returned 1 rewards for 2 completions"),
+                    (lambda c, a, **kw: [1.0, float("inf")], "non-finite reward"),
+                    (lambda c, a, **kw: [1.0, "high"], "must return a list of numbers"),
+                    (lambda c, a, **kw: None, "must return a list of numbers")]:
+        with pytest.raises(ValueError, match=msg):
+            apply_reward(fn, ["x", "y"], ["1", "2"])
+
+
 def test_registry_and_errors():
-    assert set(REWARDS) == {"math", "choice", "qa"} and get_reward("math") is math_reward
-    with pytest.raises(ValueError, match="math, choice, qa"):
+    assert set(REWARDS) == {"task", "math", "choice", "qa"} and get_reward("math") is math_reward
+    assert get_reward("task") is task_reward
+    with pytest.raises(ValueError, match="task, math, choice, qa"):
         get_reward("nope")
     with pytest.raises(ValueError, match="unknown task kind"):
         score("nope", "#### 1", "1")

@@ -20,6 +20,7 @@ from conftest import ROOT
 from hrpo import embedded
 from hrpo.embedded import EMBEDDED_FILE, EMBEDDED_PACKAGE, EMBEDDED_SHA256, EMBEDDED_SIZE, ModelSpecError
 
+pytestmark = pytest.mark.slow
 REAL_FIND_SPEC = importlib.util.find_spec
 
 

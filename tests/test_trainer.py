@@ -172,7 +172,8 @@ def test_group_advantages_and_loss_reduce_to_the_design_formula():
 
 
 @pytest.mark.parametrize("kw,msg", [({"group_size": 1}, "group_size"), ({"lr": 0}, "lr"),
-                                    ({"r_min": 0.999, "r_max": 0.99}, "r_min"), ({"mode": "ppo"}, "mode")])
+                                    ({"r_min": 0.999, "r_max": 0.99}, "r_min"), ({"mode": "ppo"}, "mode"),
+                                    ({"reward": "f1"}, "unknown reward 'f1'")])
 def test_invalid_hyperparameters(kw, msg):
     with pytest.raises(ConfigError, match=msg):
         TrainConfig(**kw)

@@ -1,0 +1,116 @@
+"""Live streaming vs the decoder alone: does the app's Live tab stream at the decoder's speed?
+
+Side by side in one run, alternating, on the same model, prompt and settings (greedy, keep_states as Live):
+  decoder   make_decoder(hm, [prompt], cfg, keep_states=True).steps() run to the end in this process:
+            tokens / wall time from the call to the last step (prompt encoding and prefill included)
+  api       `python app.py` on a loopback port, one `/generate` job through gradio_client: tokens / wall
+            time from submit to the final result (queueing, every streamed update and the final table included)
+Prints both medians and api / decoder; --json writes the rows.  Nothing else may use the CPU meanwhile.
+Run: python -m scripts.bench_live [--model checkpoints/smollm2-arith-hrpo] [--tokens 128] [--repeats 3]
+Test: pytest tests/test_bench_live.py
+"""
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
+          "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(model: str, log: Path) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free loopback port with HRPO_MODEL=model; returns (process, url) once it answers."""
+    port = free_port()
+    env = {**os.environ, "HRPO_MODEL": model, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
+                            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited: see {log}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, f"http://127.0.0.1:{port}/"
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start within 300 s")
+
+
+def decoder_run(hm, prompt: str, tokens: int) -> dict:
+    from hrpo.config import RolloutConfig
+    from hrpo.fastpath import make_decoder
+    cfg = RolloutConfig(max_new_tokens=tokens, greedy=True)
+    t0 = time.perf_counter()
+    dec = make_decoder(hm, [prompt], cfg, keep_states=True)
+    for _ in dec.steps():
+        pass
+    seconds = time.perf_counter() - t0
+    n = len(dec.traces[0].token_ids)
+    return {"how": "decoder", "tokens": n, "seconds": seconds, "tokens_per_s": n / seconds}
+
+
+def api_run(client, model: str, prompt: str, tokens: int) -> dict:
+    t0 = time.perf_counter()
+    job = client.submit(model, prompt, tokens, 0.5, 50, 0, True, True, api_name="/generate")
+    updates = sum(1 for _ in job)
+    status = job.result()[3]
+    seconds = time.perf_counter() - t0
+    n = int(status.split("done: ")[1].split(" tokens")[0])
+    return {"how": "api", "tokens": n, "seconds": seconds, "tokens_per_s": n / seconds, "updates": updates}
+
+
+def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
+    import gradio_client
+    from hrpo.models import load_model
+    proc, url = start_app(model, log)
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        hm = load_model(str(ROOT / model) if (ROOT / model).exists() else model)
+        api_run(client, model, PROMPT, 8)                    # warm-up: the app loads its model
+        decoder_run(hm, PROMPT, 8)
+        rows = []
+        for _ in range(repeats):
+            rows += [decoder_run(hm, PROMPT, tokens), api_run(client, model, PROMPT, tokens)]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    med = {how: statistics.median(r["tokens_per_s"] for r in rows if r["how"] == how) for how in ("decoder", "api")}
+    return {"model": model, "tokens": tokens, "repeats": repeats, "dtype": str(hm.dtype), "rows": rows,
+            "decoder_tokens_per_s": med["decoder"], "api_tokens_per_s": med["api"], "ratio": med["api"] / med["decoder"]}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="checkpoints/smollm2-arith-hrpo")
+    p.add_argument("--tokens", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", help="write the result here")
+    p.add_argument("--log", default="/tmp/hrpo-bench-live-app.log", help="the app's output")
+    args = p.parse_args(argv)
+    out = bench(args.model, args.tokens, args.repeats, Path(args.log))
+    for r in out["rows"]:
+        print(f"{r['how']:8s} {r['tokens']:4d} tokens {r['seconds']:7.2f} s {r['tokens_per_s']:7.2f} tokens/s"
+              + (f" ({r['updates']} streamed updates)" if "updates" in r else ""))
+    print(f"median: decoder {out['decoder_tokens_per_s']:.2f} tokens/s, Live through the API "
+          f"{out['api_tokens_per_s']:.2f} tokens/s, ratio {out['ratio']:.3f} ({out['model']}, {out['dtype']}, "
+          f"{out['tokens']} new tokens)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

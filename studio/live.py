@@ -1,0 +1,183 @@
+"""The Live reasoning tab: streamed hybrid decoding, per-step gate chart and table, step details, trace export,
+gate counterfactual replays.
+
+Streaming: the decoder (hrpo.fastpath.make_decoder: the CUDA-graph StaticDecoder on a GPU, the eager
+Decoder elsewhere) yields per-step records; the page gets an update on a clock, at most every UPDATE_S
+seconds (the tokens and the status line), and the chart at most every CHART_S seconds, so the page stays
+smooth and the UI costs little of the decoder's speed (`python -m scripts.bench_live` measures the ratio).
+API: /generate (streams), /export, /replay.  Test: pytest tests/test_app.py tests/test_browser.py
+"""
+import time
+from dataclasses import dataclass
+
+import gradio as gr
+
+from analysis import export, plots, projections, replay
+from hrpo.fastpath import make_decoder
+from hrpo.rollout import Trace
+
+from .common import Studio, number, rollout_config, user_error
+from .gpu import gpu_task, live_seconds
+
+UPDATE_S = 0.2           # tokens and status at most this often
+CHART_S = 2.0            # the chart at most this often (a plotly figure is the costly part of an update)
+EXAMPLES = [
+    "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?",
+    "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
+    "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?",
+    "小明有5个苹果，又买了3个。他现在有几个苹果？",
+    "Marie hat 4 Äpfel und kauft 6 dazu. Wie viele Äpfel hat sie jetzt?",
+    "У Маши 9 конфет, она съела 4. Сколько конфет осталось?",
+    "Juan tiene 8 lápices y regala 3. ¿Cuántos lápices le quedan?",
+]
+STEP_HEADERS = ["step", "token", "thinking", "gate a", "hidden ratio", "entropy", "eff. vocab 1/Σp²",
+                "latent nearest (cosine)"]
+COUNTERFACTUALS = ["force gate a", "scale the latent"]
+
+
+@dataclass
+class LiveRun:
+    """What the Live tab keeps of its last run (a gr.State): the model spec that decoded it and the trace."""
+    model: str
+    trace: Trace
+
+
+def step_rows(hm, trace) -> list[list]:
+    proj = projections.trace_projections(hm, trace, k=5, sources=("latent",))
+    near = {r.step: r.latent for r in projections.projection_table(proj).itertuples()} if not proj.empty else {}
+    return [[s.index, s.token, s.thinking, round(s.gate_a, 5), round(s.hidden_ratio, 5), round(s.entropy, 3),
+             round(s.eff_vocab, 2), near.get(s.index, "")] for s in trace.steps]
+
+
+def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
+    """Group a decoder's per-position events by time: yields (steps so far, True when this is the last group),
+    at most one group per `every` seconds while decoding, and always the final one.  (Decoding in a second
+    thread to overlap the page updates was measured slower: the two threads contend for the GIL.)"""
+    steps, last = [], clock()
+    for batch in events:
+        steps += [s for _, s in batch]
+        now = clock()
+        if now - last >= every:
+            last = now
+            yield steps, False
+    yield steps, True
+
+
+def make_live(st: Studio):
+    """The /generate callback: streams (tokens html, chart, table, run state, status)."""
+    @user_error
+    @gpu_task(lambda model, prompt, max_new, *rest: live_seconds(max_new))
+    def generate(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
+        cfg = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
+        st.host.check_prompt(prompt, cfg.max_new_tokens)
+        hm = st.pool.get(model)
+        dec = make_decoder(hm, [prompt], cfg, keep_states=True)
+        t0 = last_chart = time.perf_counter()
+        for steps, done in paced(dec.steps()):
+            if done:
+                break
+            now, chart = time.perf_counter(), gr.skip()
+            if now - last_chart >= CHART_S:
+                chart, last_chart = plots.live_step_figure(steps), now
+            status = f"generating… {len(steps)} tokens, {len(steps) / (now - t0):.1f} tokens/s"
+            yield plots.tokens_html(steps, hm.tokenizer.decode), chart, gr.skip(), gr.skip(), status
+        trace = dec.traces[0]
+        status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
+                  f"answer `{trace.answer!r}`, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
+        yield (plots.tokens_html(trace.steps, hm.tokenizer.decode), plots.live_step_figure(trace.steps),
+               step_rows(hm, trace), LiveRun(model, trace), status)
+    return generate
+
+
+def make_step_details(st: Studio):
+    @gpu_task(lambda run, evt: 20)
+    def step_details(run, evt: gr.SelectData):
+        """The selected step's details; it also becomes the counterfactual's step k."""
+        if run is None:
+            return "Run a prompt first.", gr.skip()
+        k = int(evt.index[0]) if isinstance(evt.index, (list, tuple)) else int(evt.index)
+        return projections.step_markdown(st.pool.get(run.model), run.trace, k), k
+    return step_details
+
+
+@user_error
+def download_trace(run):
+    if run is None:
+        raise ValueError("run a prompt first")
+    return export.write_trace_files(run.trace, export.export_dir())
+
+
+def make_replay(st: Studio):
+    @user_error
+    @gpu_task(lambda model, run, k, what, a, scale, max_new, *rest: live_seconds(max_new))
+    def run_replay(model, run, k, what, a, scale, max_new, temperature, top_k, seed, greedy, hybrid):
+        """Re-decode with the gate forced to a (1 = tokens only, 0 = latent only) or the latent h scaled, from
+        step k, with the model that decoded the trace."""
+        if run is None:
+            raise ValueError("run a prompt first")
+        trace = run.trace
+        if not trace.hybrid or not hybrid:
+            raise ValueError("gate counterfactuals need hybrid decoding (tick 'hybrid' and run again)")
+        if what not in COUNTERFACTUALS:
+            raise ValueError(f"choose one of: {', '.join(COUNTERFACTUALS)}")
+        cfg = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
+        k, a, scale = number(k or 0, "step k", True), number(a, "gate a"), number(scale, "latent scale")
+        scaled = what == COUNTERFACTUALS[1]
+        new, d = replay.replay(st.pool.get(run.model), trace, cfg, k, **({"scale": scale} if scaled else {"a": a}))
+        how = f"the latent scaled ×{scale:g}" if scaled else f"the gate forced to a = {a:g}"
+        where = "no divergence" if d["first_diff"] is None else f"first different token at step {d['first_diff']}"
+        answer = "answer unchanged" if d["same_answer"] else "**answer changed**"
+        other = "" if model == run.model else f" (replayed with `{run.model}`, the model that decoded this trace)"
+        summary = (f"**Replay from step {k} with {how}**{other}: {where}; {answer}: {d['orig_answer']!r} → "
+                   f"{d['new_answer']!r}; length {d['orig_len']} → {d['new_len']}")
+        return summary, replay.divergence_html(trace, new, d["first_diff"]), d["orig_text"], d["new_text"]
+    return run_replay
+
+
+def build(st: Studio, model, run_state) -> None:
+    """The Live reasoning tab's components and events (inside a gr.Tab)."""
+    limit = st.host.max_new_tokens
+    prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
+    gr.Examples(EXAMPLES, inputs=[prompt])
+    with gr.Accordion("Sampling", open=False):
+        with gr.Row():
+            max_new = gr.Slider(8, limit, value=128, step=8, label="max new tokens")
+            temperature = gr.Slider(0.05, 1.5, value=0.5, step=0.05, label="temperature τ")
+            top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (0 = all)")
+            seed = gr.Number(0, label="seed")
+        with gr.Row():
+            greedy = gr.Checkbox(True, label="greedy")
+            hybrid = gr.Checkbox(True, label="hybrid (latent mixing)")
+    run = gr.Button("Run", variant="primary", elem_id="run")
+    run_status = gr.Markdown(elem_id="run-status")
+    tokens = gr.HTML(elem_id="tokens")
+    chart = gr.Plot(plots.live_step_figure([]), label="Gate, entropy, effective vocabulary", elem_id="gate-chart")
+    table = gr.Dataframe(headers=STEP_HEADERS, label="Steps (select a row for details and as step k below)",
+                         interactive=False, wrap=True, max_height=320, elem_id="steps")
+    details = gr.Markdown(elem_id="step-details")
+    with gr.Row():
+        json_file = gr.File(label="trace.json")
+        csv_file = gr.File(label="trace.csv")
+        export_btn = gr.Button("Export trace")
+    gr.Markdown("**Gate counterfactual**: decode again (same seed and settings) and, from step k on, force "
+                "the gate to a (1 = tokens only, 0 = latent only) or scale the latent h.")
+    with gr.Row():
+        k = gr.Number(0, label="from step k", elem_id="cf-k")
+        what = gr.Radio(COUNTERFACTUALS, value=COUNTERFACTUALS[0], label="counterfactual")
+        cf_a = gr.Slider(0, 1, value=1, step=0.05, label="gate a (1 = tokens only, 0 = latent only)")
+        cf_scale = gr.Slider(0, 3, value=0, step=0.1, label="latent scale (h ×)")
+        replay_btn = gr.Button("Replay from step k", elem_id="replay")
+    replay_md = gr.Markdown(elem_id="replay-summary")
+    replay_diff = gr.HTML(elem_id="replay-diff")
+    with gr.Accordion("Completions as text", open=False):
+        with gr.Row():
+            orig_text = gr.Textbox(label="original", lines=6)
+            new_text = gr.Textbox(label="replay", lines=6)
+
+    sampling = [max_new, temperature, top_k, seed, greedy, hybrid]
+    run.click(make_live(st), [model, prompt, *sampling], [tokens, chart, table, run_state, run_status],
+              api_name="generate")
+    table.select(make_step_details(st), [run_state], [details, k], api_visibility="private")
+    export_btn.click(download_trace, [run_state], [json_file, csv_file], api_name="export")
+    replay_btn.click(make_replay(st), [model, run_state, k, what, cf_a, cf_scale, *sampling],
+                     [replay_md, replay_diff, orig_text, new_text], api_name="replay")

@@ -1,0 +1,47 @@
+"""The shipped training recipe as config files (docs/DESIGN.md section 2): configs/<name>.json loads into
+TrainConfig (as `python -m hrpo train --config` does) and equals the train config saved with the shipped
+checkpoint of the same name; `hrpo.config.recipe(name, **overrides)` gives it to the app.
+Test: pytest tests/test_recipe.py
+"""
+import dataclasses
+import json
+
+import pytest
+
+from conftest import ROOT
+from hrpo.config import ConfigError, TrainConfig, recipe, recipes
+
+SHIPPED = ["smollm2-arith-grpo", "smollm2-arith-hrpo"]
+# what makes the recipe: everything but where the run is written
+MATTERS = ["model", "task", "mode", "steps", "group_size", "batch_prompts", "grad_accum", "max_new_tokens",
+           "temperature", "top_k", "lr", "gate_lr", "lambda_lr", "weight_decay", "decay_gate", "adam_beta1",
+           "adam_beta2", "warmup_ratio", "max_grad_norm", "beta", "num_iterations", "epsilon", "tis_cap", "fold_lora",
+           "lora_rank", "lora_alpha", "lora_targets", "c", "r_min", "r_max", "seed", "dtype"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_recipe_file_is_the_shipped_checkpoints_train_config(name):
+    from_file = TrainConfig.from_json(ROOT / "configs" / f"{name}.json")
+    saved = json.loads((ROOT / "checkpoints" / name / "config.json").read_text())["train"]
+    assert {k: getattr(from_file, k) for k in MATTERS} == {k: saved[k] for k in MATTERS}
+    # and every other field the checkpoint recorded, bar the output directory
+    assert {k: v for k, v in from_file.to_dict().items() if k in saved and k != "out"} == \
+           {k: v for k, v in saved.items() if k != "out"}
+    assert from_file.mode == name.rsplit("-", 1)[1] and from_file.out == f"runs/{name}"
+    assert from_file.reward == "task"                      # what the trainer scored with before the field existed
+    assert recipe(name) == from_file
+
+
+def test_recipe_helper_lists_overrides_and_refuses():
+    assert recipes() == SHIPPED
+    cfg = recipe("smollm2-arith-hrpo", out="runs/mine", steps=50)
+    assert (cfg.out, cfg.steps, cfg.lr, cfg.lora_rank) == ("runs/mine", 50, 1e-4, 8)
+    assert dataclasses.replace(cfg, out="runs/smollm2-arith-hrpo", steps=300) == recipe("smollm2-arith-hrpo")
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'; known: smollm2-arith-grpo, smollm2-arith-hrpo"):
+        recipe("nope")
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        recipe("../checkpoints/smollm2-arith-hrpo/config")
+    with pytest.raises(ConfigError, match="unknown field"):
+        recipe("smollm2-arith-hrpo", learning_rate=1.0)
+    with pytest.raises(ConfigError, match="steps must be >= 1"):
+        recipe("smollm2-arith-grpo", steps=0)
