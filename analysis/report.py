@@ -4,7 +4,7 @@ run_compare (the runner) loads each model spec in turn, decodes the task's probl
 kept (hybrid unless the model is a GRPO checkpoint or hybrid is off), scores them and reduces
 everything the report needs to DataFrames while the model is loaded: lengths and accuracy
 (analysis.lengths), per-step gates, positions and a gate histogram (analysis.gates), script mix
-and latent-neighbour scripts (analysis.scripts) and a UMAP of the first trace (analysis.maps).
+and latent-neighbour scripts (analysis.unicode_scripts) and a UMAP of the first trace (analysis.maps).
 With ablation=True each hybrid model is decoded a second time with the gate forced to a = 1 from the
 first step (latent ablation: tokens only), and the summary gains accuracy_a1, mean_len_a1 and
 accuracy_drop (trained gate minus a = 1; NaN for models decoded without mixing): does the
@@ -18,7 +18,7 @@ import html
 
 import pandas as pd
 
-from . import gates, lengths, maps, plots, scripts
+from . import gates, lengths, maps, plots, unicode_scripts
 from .export import traces_frame
 from .projections import trace_projections
 
@@ -55,9 +55,9 @@ def model_frames(hm, label: str, problems, traces, k: int = 5, seed: int = 0, ma
     for i, (p, tr) in enumerate(zip(problems, traces)):
         thinking = [s.index for s in tr.steps if s.thinking]
         proj = trace_projections(hm, tr, k=k, sources=("latent",), steps=thinking)
-        t = scripts.token_scripts(tr, proj, trace_id=i, decode=decode)
+        t = unicode_scripts.token_scripts(tr, proj, trace_id=i, decode=decode)
         toks.append(t)
-        shares.append(scripts.latent_script_shares(t, scripts.dominant_script(p.question)))
+        shares.append(unicode_scripts.latent_script_shares(t, unicode_scripts.dominant_script(p.question)))
     tok = pd.concat(toks, ignore_index=True).assign(model=label)
     share = pd.concat(shares, ignore_index=True).assign(model=label) if shares else pd.DataFrame()
     first = next((tr for tr in traces if tr.latents is not None and any(s.thinking for s in tr.steps)), None)
@@ -93,7 +93,8 @@ def combine(per_model: dict) -> dict:
         summary = summary.merge(pd.DataFrame(abl), on="model", how="left")
     maps_ = {m: f["map"] for m, f in per_model.items() if not f["map"].empty}
     return {"lengths": table, "summary": summary, "paired": paired, "steps": steps,
-            "positions": gates.position_summary(steps), "scripts": scripts.script_mix(tokens, by=("model", "source")),
+            "positions": gates.position_summary(steps),
+            "scripts": unicode_scripts.script_mix(tokens, by=("model", "source")),
             "latent_scripts": _concat(per_model, "latent_scripts"), "histogram": _concat(per_model, "histogram"),
             "map": _concat(per_model, "map"), "maps": maps_, "traces": _concat(per_model, "traces")}
 

@@ -1,16 +1,16 @@
-"""Checkpoints: config.json + gate.safetensors + adapter/ (peft) + trainer_state.pt, written atomically.
+"""The checkpoint format: write, read, validate and export one checkpoint directory.
 
-A checkpoint directory is assembled in a temporary sibling directory and renamed into place, so a
-crash never leaves a half-written checkpoint under its final name.  Weights are read only through
-safetensors; the trainer state goes through torch.load(weights_only=True).
   config.json         {"format": "hrpo-checkpoint", "step", "base_model", "mode", "hidden_size",
                        "vocab_size", "train": <every TrainConfig field>}
   gate.safetensors    W_r, W_i, Lambda (HRPO only; GRPO checkpoints have no gate)
   adapter/            LoRA adapter in peft format
   trainer_state.pt    step, optimizer, scheduler, RNG states (absent in exported checkpoints)
-Also the run directory's integrity: an exclusive lock per run, resuming from the newest checkpoint
-that loads, and cutting metrics.jsonl back to the resumed step.  Exports never overwrite anything but a
-checkpoint (and that only when forced); a full disk is one line naming the last complete checkpoint.
+A checkpoint directory is assembled in a temporary sibling directory and renamed into place, so a
+crash never leaves a half-written checkpoint under its final name.  Weights are read only through
+safetensors; the trainer state goes through torch.load(weights_only=True).  Exports never overwrite
+anything but a checkpoint (and that only when forced); a full disk is one line naming the last complete
+checkpoint.  Loading one as a model: hrpo.models.load_checkpoint; the run directory around checkpoints
+(lock, resume point, pruning, metrics logs): hrpo/rundir.py.
 Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py tests/test_reliability_round3.py
 """
 import errno
@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .config import unsafe_dir
 
 FORMAT = "hrpo-checkpoint"
 
@@ -157,39 +159,6 @@ def check_base(cfg: dict, hm, path) -> None:
                               f"not for {hm.spec!r} (hidden {emb.shape[1]}, vocab {emb.shape[0]})")
 
 
-def attach_adapter(hm, path, trainable: bool):
-    """Wrap hm.model with the checkpoint's LoRA adapter (peft)."""
-    from peft import PeftModel
-    adapter = Path(path) / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise CheckpointError(f"{path}: adapter/ is missing or incomplete")
-    try:
-        hm.model = PeftModel.from_pretrained(hm.model, adapter, is_trainable=trainable)
-    except Exception as err:
-        raise CheckpointError(f"{path}: cannot load the LoRA adapter ({str(err).splitlines()[0]})") from err
-    return hm
-
-
-def load_checkpoint(path, device=None, dtype=None, base=None):
-    """A HybridModel with base + adapter (merged, for inference) + gate; `base` overrides the spec."""
-    from .models import load_model
-    path = Path(path)
-    cfg = read_config(path)
-    if base is None:
-        base_chain(path, cfg)
-    train = cfg["train"]
-    from .config import GateConfig
-    gc = GateConfig(train.get("c", 8.0), train.get("r_min", 0.99), train.get("r_max", 0.999))
-    hm = load_model(base or cfg["base_model"], device=device, dtype=dtype, gate_config=gc)
-    check_base(cfg, hm, path)
-    attach_adapter(hm, path, trainable=False)
-    hm.model = hm.model.merge_and_unload().eval()
-    if cfg["mode"] == "hrpo":
-        load_gate_into(hm.gate, path)
-    hm.spec, hm.mode = str(path), cfg["mode"]
-    return hm
-
-
 def load_trainer_state(path) -> dict | None:
     file = Path(path) / "trainer_state.pt"
     if not file.is_file():
@@ -207,18 +176,6 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
-
-
-def latest_checkpoint(out) -> Path | None:
-    """The newest complete checkpoint under <out>/checkpoints (temporary dirs never match)."""
-    found = checkpoints(out)
-    return found[-1] if found else None
-
-
-def checkpoints(out) -> list[Path]:
-    """Every checkpoint under <out>/checkpoints, oldest first."""
-    root = Path(out) / "checkpoints"
-    return sorted(p for p in root.glob("step-*") if p.is_dir() and is_checkpoint(p))
 
 
 def check_resumable(path, hybrid: bool) -> None:
@@ -239,91 +196,6 @@ def check_resumable(path, hybrid: bool) -> None:
             raise
         except Exception as err:
             raise CheckpointError(f"{path}: cannot load {file.name} ({str(err).splitlines()[0]})") from err
-
-
-def resumable_checkpoint(out, hybrid: bool, say=print) -> Path | None:
-    """The newest checkpoint that loads; damaged newer ones are skipped, saying so through `say`."""
-    found = checkpoints(out)
-    for i, path in enumerate(reversed(found)):
-        try:
-            check_resumable(path, hybrid)
-            return path
-        except CheckpointError as err:
-            older = found[-i - 2] if i + 1 < len(found) else None
-            say(f"warning: {err}; " + (f"trying the previous checkpoint {older.name}" if older
-                                       else "no older checkpoint"))
-    if found:
-        raise CheckpointError(f"{out}: no checkpoint can be resumed (all {len(found)} are damaged)")
-    return None
-
-
-def cut_jsonl(path, step: int) -> int:
-    """Drop lines of a metrics/eval jsonl past `step` (atomically: temp file, then rename); returns how many."""
-    path = Path(path)
-    if not path.is_file():
-        return 0
-    keep, dropped = [], 0
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-            past = not isinstance(row, dict) or not isinstance(row.get("step"), int) or row["step"] > step
-        except ValueError:
-            past = True                                  # a half-written last line
-        if past:
-            dropped += 1
-        else:
-            keep.append(line + "\n")
-    if dropped:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(keep), encoding="utf-8")
-        os.replace(tmp, path)
-    return dropped
-
-
-def has_run(out) -> bool:
-    """True when <out> already holds a run: a checkpoint or a logged step."""
-    out = Path(out)
-    metrics = out / "metrics.jsonl"
-    return bool(list((out / "checkpoints").glob("step-*"))) or (metrics.is_file() and metrics.stat().st_size > 0)
-
-
-_LOCKS: dict[str, int] = {}
-
-
-def lock_run_dir(out) -> None:
-    """Hold an exclusive lock on <out>/.lock for the rest of this process (the OS drops it on exit or death).
-
-    A second process raises CheckpointError naming the holder's pid; the same process may lock again."""
-    import fcntl
-    key = str(Path(out).resolve())
-    if key in _LOCKS:
-        return
-    fd = os.open(Path(out) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise CheckpointError(f"{out} is in use by another trainer (pid {holder}); wait for it, stop it, "
-                              "or choose another --out") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    _LOCKS[key] = fd
-
-
-def remove_partial(out) -> int:
-    """Delete temporary directories a killed run left under <out>/checkpoints; returns how many."""
-    root = Path(out) / "checkpoints"
-    partial = [p for p in root.glob(".step-*") if p.is_dir()]
-    for p in partial:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(partial)
-
-
-def prune_checkpoints(out, keep: int) -> None:
-    root = Path(out) / "checkpoints"
-    for p in sorted(p for p in root.glob("step-*") if p.is_dir())[:-keep]:
-        shutil.rmtree(p, ignore_errors=True)
 
 
 def within(line: str, step: int) -> bool:
@@ -354,7 +226,6 @@ def check_export_destination(src: Path, dst, force: bool) -> Path:
     Never overwritten: an empty name, the current directory or its parents, the home directory, a file,
     a symbolic link, a non-empty directory that is not a checkpoint; a checkpoint only with `force`.
     The run's own checkpoint, its inside and its run's checkpoints/ are refused (that would break the run)."""
-    from .config import unsafe_dir
     bad = unsafe_dir(dst)
     if bad:
         raise CheckpointError(f"refusing to export into {str(dst)!r}: it {bad}; name a new directory, "

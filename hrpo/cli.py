@@ -171,6 +171,7 @@ def cmd_eval(args) -> int:
 
 def cmd_bench(args) -> int:
     import torch
+
     from . import bench
     dev = args.device
     dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()] if args.dtypes else [args.dtype]
@@ -204,7 +205,8 @@ def cmd_bench(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .checkpoint import export_checkpoint, latest_checkpoint
+    from .checkpoint import export_checkpoint
+    from .rundir import latest_checkpoint
     src = latest_checkpoint(args.src) or args.src
     print(f"exported {src} -> {export_checkpoint(src, args.dst, force=args.force)}")
     return 0

@@ -176,7 +176,7 @@ class TrainConfig(Config):
                               "(corrects bf16 decode/teacher-forcing drift; 0 = off)")
     fold_lora: bool = opt(True, "fold each LoRA adapter into its base weight for rollouts and the loss pass: one "
                                 "matmul x(W + sBA), gradients to A and B unchanged, rollout and teacher-forced "
-                                "log-probs identical in bf16 too (hrpo.kernels.folded_lora; eager decoder only)")
+                                "log-probs identical in bf16 too (hrpo.cpu_precision.folded_lora; eager decoder only)")
     lora_rank: int = opt(32, "LoRA rank")
     lora_alpha: float = opt(64.0, "LoRA alpha")
     lora_targets: list = opt(LORA_TARGETS, "module names that get LoRA adapters")

@@ -7,7 +7,8 @@ Specs:
                     $HRPO_CACHE (default ~/.cache/hrpo), so later loads take well under a second (hrpo/embedded.py)
   "tiny-random"     a 2-layer random llama with SmolLM2's real tokenizer, for fast tests
   path/to/x.gguf    any GGUF file transformers can de-quantise (cached by the file's SHA-256)
-  checkpoint dir    a directory written by hrpo.checkpoint (base model + LoRA adapter + gate)
+  checkpoint dir    a directory in the format of hrpo/checkpoint.py (base model + LoRA adapter + gate),
+                    loaded by load_checkpoint: base model, adapter merged in, the checkpoint's gate
   HF dir or name    anything AutoModelForCausalLM loads (Llama, Qwen2, Mistral, ...)
 The gate sits in front of the model through `inputs_embeds`; no modeling file is touched.
 Test: pytest tests/test_models.py
@@ -20,11 +21,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import checkpoint
+from .checkpoint import CheckpointError, base_chain, check_base, is_checkpoint, load_gate_into, read_config
 from .config import GateConfig
+from .cpu_precision import same_attention_path
 from .embedded import ModelSpecError, cached_gguf, embedded_dir, gguf_digest, is_embedded_file
 from .gate import ThinkingResidualGate
-from .kernels import same_attention_path
 
 SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
                  "final answer after '####', like this: reasoning #### answer.")
@@ -174,8 +175,8 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
             raise ModelSpecError(f"no such GGUF file: {spec}")
         path = embedded_dir() if is_embedded_file(path) else \
             cached_gguf(path, f"gguf-{path.stem}-{gguf_digest(path)[:16]}")   # keyed by content
-    elif path.is_dir() and (path / "config.json").is_file() and checkpoint.is_checkpoint(path):
-        return checkpoint.load_checkpoint(path, device=device, dtype=dtype)
+    elif path.is_dir() and (path / "config.json").is_file() and is_checkpoint(path):
+        return load_checkpoint(path, device=device, dtype=dtype)
     elif path.exists() and not path.is_dir():
         raise ModelSpecError(f"{spec} is a file, not a model directory, .gguf file or checkpoint")
     source = path if path.is_dir() else spec
@@ -189,3 +190,34 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
         raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
                              f"directory, a .gguf file or a checkpoint directory") from err
     return assemble(model, tok, spec, dev, dt, gate_config)
+
+
+def attach_adapter(hm: HybridModel, path, trainable: bool) -> HybridModel:
+    """Wrap hm.model with the checkpoint's LoRA adapter (peft)."""
+    from peft import PeftModel
+    adapter = Path(path) / "adapter"
+    if not (adapter / "adapter_config.json").is_file():
+        raise CheckpointError(f"{path}: adapter/ is missing or incomplete")
+    try:
+        hm.model = PeftModel.from_pretrained(hm.model, adapter, is_trainable=trainable)
+    except Exception as err:
+        raise CheckpointError(f"{path}: cannot load the LoRA adapter ({str(err).splitlines()[0]})") from err
+    return hm
+
+
+def load_checkpoint(path, device=None, dtype=None, base=None) -> HybridModel:
+    """A HybridModel with base + adapter (merged, for inference) + gate; `base` overrides the spec."""
+    path = Path(path)
+    cfg = read_config(path)
+    if base is None:
+        base_chain(path, cfg)
+    train = cfg["train"]
+    gc = GateConfig(train.get("c", 8.0), train.get("r_min", 0.99), train.get("r_max", 0.999))
+    hm = load_model(base or cfg["base_model"], device=device, dtype=dtype, gate_config=gc)
+    check_base(cfg, hm, path)
+    attach_adapter(hm, path, trainable=False)
+    hm.model = hm.model.merge_and_unload().eval()
+    if cfg["mode"] == "hrpo":
+        load_gate_into(hm.gate, path)
+    hm.spec, hm.mode = str(path), cfg["mode"]
+    return hm

@@ -24,8 +24,8 @@ from typing import Callable, Iterator
 import torch
 
 from .config import RolloutConfig
+from .cpu_precision import LeanDecodeStep, low_precision
 from .gate import hidden_ratio
-from .kernels import LeanDecodeStep, low_precision
 from .models import HybridModel
 from .rewards import MARKER, extract_answer
 

@@ -35,8 +35,8 @@ import threading
 import torch
 
 from .config import RolloutConfig
+from .cpu_precision import low_precision
 from .gate import hidden_ratio, mix
-from .kernels import low_precision
 from .models import HybridModel
 from .rewards import MARKER
 from .rollout import distinct_rows, latent_embedding, prompt_pass, step_distribution, token_logprob

@@ -8,8 +8,8 @@ log-probs), take reference log-probs with the adapter disabled on plain tokens, 
 loss of hrpo.loss.policy_loss.  Optimizer: AdamW with four groups (LoRA matrices with weight
 decay, other LoRA params without, gate linears, Lambda), cosine schedule with warm-up, grad clip.
 Runs as one process or data-parallel under `torchrun --nproc_per_node N -m hrpo train ...`.
-Run directory rules: one trainer per --out (an OS lock), an existing run is only continued with
---resume, a resume starts from the newest checkpoint that loads and cuts metrics back to it.
+Run directory rules (hrpo/rundir.py): one trainer per --out (an OS lock), an existing run is only continued
+with --resume, a resume starts from the newest checkpoint that loads and cuts metrics back to it.
 Test: pytest tests/test_trainer.py tests/test_reliability_run.py
 """
 import contextlib
@@ -17,7 +17,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -26,15 +25,16 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
+from . import rundir
 from .config import RolloutConfig, TrainConfig, TrainingError
+from .cpu_precision import folded_lora
+from .fastpath import make_decoder, static_wanted
 from .loss import group_advantages, policy_loss, tis_weights
-from .kernels import folded_lora
-from .models import load_model
+from .models import attach_adapter, load_model
 from .rewards import apply_reward, get_reward, score
 from .selectivity import SELECTIVITY, nan_for_none, none_for_nan, selectivity, thinking_records
-from .fastpath import make_decoder, static_wanted
 from .tasks import load_task
-from .teacher import completion_logprobs, pack
+from .teacher_forcing import completion_logprobs, pack
 
 # metrics.jsonl, one line per step (the app and scripts/plot_dynamics.py read these names):
 #   gate_a_mean             mean of a over the step's thinking tokens and hidden dims ("embedding ratio")
@@ -129,17 +129,6 @@ def cosine_with_warmup(optimizer, warmup: int, total: int):
 SHAPE_FIELDS = ["mode", "lora_rank", "lora_alpha", "lora_targets", "c", "task"]
 
 
-def check_output_dir(out: Path) -> None:
-    """Fail before any work when the output directory cannot be written."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"     # per process: torchrun's ranks probe at once
-        probe.write_bytes(b"0" * 1024)
-        probe.unlink()
-    except OSError as err:
-        raise ckpt.CheckpointError(f"cannot write to output directory {out}: {err.strerror or err}") from err
-
-
 class Trainer:
     """Build with a TrainConfig; `train()` runs to cfg.steps, calling `callback(metrics)` each step.
 
@@ -154,7 +143,7 @@ class Trainer:
         self.reward_fn = reward_fn if reward_fn is not None else get_reward(cfg.reward)
         self.hybrid = cfg.mode == "hrpo"
         self.out = Path(cfg.out)
-        check_output_dir(self.out)
+        rundir.check_output_dir(self.out)
         # cpu=True also when no device is named and there is no CUDA: else accelerate does not join torchrun's
         # process group on a CPU machine, and every rank would train alone as its own "main" process
         on_cpu = cfg.device == "cpu" or (cfg.device is None and not torch.cuda.is_available())
@@ -162,17 +151,17 @@ class Trainer:
                                kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
         main = self.acc.is_main_process
         if main:
-            ckpt.lock_run_dir(self.out)            # one trainer per run directory, for this process's life
-        if not resume and ckpt.has_run(self.out):
+            rundir.lock_run_dir(self.out)            # one trainer per run directory, for this process's life
+        if not resume and rundir.has_run(self.out):
             raise TrainingError(f"{self.out} already holds a run; pass --resume to continue it, or choose a new --out")
         self.task = load_task(cfg.task, "train", seed=cfg.seed)
         if resume and main:
-            ckpt.remove_partial(self.out)
+            rundir.remove_partial(self.out)
         resume_from = self._resume_point() if resume else None
         self.hm, self.start_step, state = self._build(resume_from)
         if resume and main:                         # metrics logged past the checkpoint are redone: drop them
             for name in ("metrics.jsonl", "eval.jsonl"):
-                ckpt.cut_jsonl(self.out / name, self.start_step)
+                rundir.cut_jsonl(self.out / name, self.start_step)
         self.policy = Policy(self.hm.model, self.hm.gate, self.hybrid, cfg.top_k, cfg.temperature)
         self.groups = param_groups(self.hm.model, self.hm.gate, cfg, self.hybrid)
         self.params = [p for g in self.groups for p in g["params"]]
@@ -189,13 +178,12 @@ class Trainer:
     def _resume_point(self):
         """The newest checkpoint that loads (saying which damaged ones it skipped), checked against cfg."""
         say = print if self.acc.is_main_process else (lambda *_: None)
-        path = ckpt.resumable_checkpoint(self.out, self.hybrid, say=say)
+        path = rundir.resumable_checkpoint(self.out, self.hybrid, say=say)
         if path is None:
             say(f"no checkpoint in {self.out}, starting fresh")
             return None
         if self.acc.is_main_process:             # damaged newer ones move aside (kept for inspection)
-            for newer in [p for p in (self.out / "checkpoints").glob("step-*") if p.name > path.name]:
-                os.replace(newer, newer.with_name(f"damaged-{newer.name}-{int(time.time())}"))
+            rundir.set_aside_newer(self.out, path)
         meta = ckpt.read_config(path)
         old = {**meta["train"], "mode": meta["mode"]}
         diff = [f"{k}={getattr(self.cfg, k)!r} (the run has {old[k]!r})" for k in SHAPE_FIELDS
@@ -217,7 +205,7 @@ class Trainer:
         if resume_from is not None:
             meta = ckpt.read_config(resume_from)
             ckpt.check_base(meta, hm, resume_from)
-            ckpt.attach_adapter(hm, resume_from, trainable=True)
+            attach_adapter(hm, resume_from, trainable=True)
             if self.hybrid:
                 ckpt.load_gate_into(hm.gate, resume_from)
             state, step = ckpt.load_trainer_state(resume_from), meta["step"]
@@ -360,7 +348,7 @@ class Trainer:
                      "rng": ckpt.rng_state()} if with_state else None
             ckpt.save_checkpoint(path, model=self.hm.model, gate=self.hm.gate if self.hybrid else None,
                                  train_config=self.cfg.to_dict(), step=step, trainer_state=state)
-            ckpt.prune_checkpoints(self.out, self.cfg.keep_checkpoints)
+            rundir.prune_checkpoints(self.out, self.cfg.keep_checkpoints)
         self.acc.wait_for_everyone()
         return path
 
@@ -401,7 +389,7 @@ class Trainer:
             self.log(metrics)
             bad = bad + 1 if metrics["skipped_updates"] == self.cfg.num_iterations else 0
             if bad >= self.cfg.max_bad_steps:
-                kept = ckpt.latest_checkpoint(self.out)
+                kept = rundir.latest_checkpoint(self.out)
                 raise TrainingError(f"{bad} steps in a row had a non-finite loss, gradient or update and were "
                                     f"skipped; stopping. Last good checkpoint: {kept or 'none yet'}")
             done = step + 1

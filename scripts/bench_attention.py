@@ -17,7 +17,7 @@ import torch
 
 from hrpo.bench import synth_prompts
 from hrpo.config import RolloutConfig, TrainConfig
-from hrpo.kernels import GROUPED_EAGER
+from hrpo.cpu_precision import GROUPED_EAGER
 from hrpo.rollout import Decoder
 from hrpo.trainer import Trainer
 

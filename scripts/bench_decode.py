@@ -6,7 +6,7 @@ sampling or mixing, on the embedded model with random prompts, each dtype and va
   prealloc  the cache written in place into a buffer sized prompt + new, attention on its views
   compile   torch.compile (inductor) of the model over a StaticCache, static shapes (the compile is
             timed on its own: it is paid once per process and shape)
-  lean      hrpo.kernels.LeanDecodeStep over the same DynamicCache (what rollout.Decoder runs in bf16):
+  lean      hrpo.cpu_precision.LeanDecodeStep over the same DynamicCache (what rollout.Decoder runs in bf16):
             q/k/v and gate/up each one matmul over concatenated weights, no module calls; timed in fp32
             too (the decoder does not use it there: its fp32 logits differ by ~4e-5)
 Each row: dtype, variant, prefill seconds (eager), milliseconds per decode step, and whether the greedy
@@ -22,7 +22,7 @@ import torch
 from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import DynamicLayer
 
-from hrpo.kernels import LeanDecodeStep, low_precision
+from hrpo.cpu_precision import LeanDecodeStep, low_precision
 from hrpo.models import load_model
 
 

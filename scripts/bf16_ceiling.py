@@ -64,7 +64,7 @@ def profile_step(top: int, rounds: int) -> None:
     from hrpo.config import TrainConfig
     from hrpo.loss import policy_loss
     from hrpo.rollout import Decoder
-    from hrpo.teacher import completion_logprobs
+    from hrpo.teacher_forcing import completion_logprobs
     from hrpo.trainer import Trainer
 
     def trainer(dtype):

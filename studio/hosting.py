@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrpo import checkpoint
+from hrpo import checkpoint, rundir
 from hrpo.embedded import ModelSpecError
 
 SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo"}
@@ -141,7 +141,7 @@ class Host:
         out += sorted(f"checkpoints/{p.name}" for p in ckpts.glob("*") if is_checkpoint_inside(p, ckpts))
         if not self.hosted:
             for run in sorted(self.runs_dir.glob("*")):
-                last = checkpoint.latest_checkpoint(run)
+                last = rundir.latest_checkpoint(run)
                 if last is not None:
                     out.append(self.spec_of(last))
         return list(dict.fromkeys(out))

@@ -19,8 +19,8 @@ from hrpo.rollout import Trace
 from .common import Studio, number, rollout_config, user_error
 from .gpu import gpu_task, live_seconds
 
-UPDATE_S = 0.2           # tokens and status at most this often
-CHART_S = 2.0            # the chart at most this often (a plotly figure is the costly part of an update)
+UPDATE_S = 0.25          # tokens and status at most this often
+CHART_S = 3.0            # the chart at most this often (a plotly figure is the costly part of an update)
 EXAMPLES = [
     "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?",
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
@@ -50,14 +50,14 @@ def step_rows(hm, trace) -> list[list]:
 
 
 def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
-    """Group a decoder's per-position events by time: yields (steps so far, True when this is the last group),
-    at most one group per `every` seconds while decoding, and always the final one.  (Decoding in a second
+    """Group a decoder's per-position events by time: yields (steps so far, True when this is the last group):
+    the first token at once, then at most one group per `every` seconds while decoding, and always the final one.  (Decoding in a second
     thread to overlap the page updates was measured slower: the two threads contend for the GIL.)"""
-    steps, last = [], clock()
+    steps, last = [], None
     for batch in events:
         steps += [s for _, s in batch]
         now = clock()
-        if now - last >= every:
+        if last is None or now - last >= every:
             last = now
             yield steps, False
     yield steps, True

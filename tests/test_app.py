@@ -52,7 +52,7 @@ def test_streamed_generation_export_and_replay(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     job = client.submit(*LIVE, api_name="/generate")
     updates = list(job)
-    assert len(updates) >= 3                                   # streamed: several partial updates
+    assert len(updates) >= 2                   # streamed: the first token at once, then on a clock (test_hosting)
     tokens_html, chart, table, status = job.result()
     assert tokens_html.count("class='tok'") == 12 and "hidden ratio" in tokens_html
     assert chart is not None and len(table["data"]) == 12

@@ -220,7 +220,7 @@ def test_static_wanted(monkeypatch):
 
 @pytest.mark.parametrize("mode,dtype", [("hrpo", "float32"), ("grpo", "float32"), ("hrpo", "bfloat16")])
 def test_trainer_step_with_static_rollouts_packs_the_same_batch(tmp_path, monkeypatch, mode, dtype):
-    """bf16 too: both decoders run the model under kernels.low_precision, as teacher forcing does.  The static
+    """bf16 too: both decoders run the model under cpu_precision.low_precision, as teacher forcing does.  The static
     (CUDA-graph) path never folds the LoRA adapters, so the eager one is compared unfolded too."""
     from hrpo.config import TrainConfig
     from hrpo.trainer import Trainer, problems_for_step

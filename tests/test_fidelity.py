@@ -100,6 +100,7 @@ def test_export_carries_the_runs_metrics_up_to_the_checkpoint(tmp_path):
 def lora_model(dtype, spec="tiny-random"):
     """spec (a fresh copy) with rank-4 LoRA adapters on every target, B random (a policy away from its start)."""
     from peft import LoraConfig, get_peft_model
+
     from hrpo.config import LORA_TARGETS
     from hrpo.models import load_model
     hm = load_model(spec, device="cpu", dtype=dtype)
@@ -118,7 +119,7 @@ def randomize_lora(model) -> None:
 
 
 def forward_and_grads(hm, ids):
-    from hrpo.kernels import low_precision
+    from hrpo.cpu_precision import low_precision
     emb = hm.embeddings[ids].detach().float().requires_grad_(True)
     with low_precision(hm.model):
         logits = hm.model(inputs_embeds=emb.to(hm.embeddings.dtype)).logits.float()
@@ -129,7 +130,7 @@ def forward_and_grads(hm, ids):
 
 
 def test_folded_lora_keeps_values_and_gradients_and_restores_the_model():
-    from hrpo.kernels import folded_lora
+    from hrpo.cpu_precision import folded_lora
     hm = lora_model("float32")
     ids = torch.randint(0, 1000, (2, 12), generator=torch.Generator().manual_seed(1))
     weights = {n: p for n, p in hm.model.named_parameters()}
@@ -155,7 +156,7 @@ def test_folded_lora_keeps_values_and_gradients_and_restores_the_model():
 def test_folded_lora_reuses_its_fold_until_an_adapter_changes():
     """A second fold with the same adapters swaps in the same folded tensors (a training step folds once for
     its rollout and its loss pass); after an optimizer step the fold is W + s B A of the new adapters."""
-    from hrpo.kernels import folded_lora
+    from hrpo.cpu_precision import folded_lora
     hm = lora_model("bfloat16")
     layer = hm.model.base_model.model.model.layers[0].self_attn.q_proj
     folded = []
@@ -177,7 +178,7 @@ def test_folded_lora_reuses_its_fold_until_an_adapter_changes():
 
 
 def test_folded_lora_skips_models_without_adapters(tiny):
-    from hrpo.kernels import folded_lora
+    from hrpo.cpu_precision import folded_lora
     w = tiny.model.model.layers[0].self_attn.q_proj.weight
     with folded_lora(tiny.model):
         assert tiny.model.model.layers[0].self_attn.q_proj.weight is w
@@ -203,7 +204,7 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
     or on (the loss pass), so both run without autocast, with the same logits bit for bit; unfolded adapters
     run under autocast with peft's input cast off; disabled ones (the reference pass) without, the same
     logits as under autocast.  The layer walk happens once per model."""
-    from hrpo.kernels import casting_layers, folded_lora, low_precision
+    from hrpo.cpu_precision import casting_layers, folded_lora, low_precision
     hm = lora_model("bfloat16", spec="default")
     layers = casting_layers(hm.model)
     assert len(layers) == 7 * hm.model.config.num_hidden_layers and casting_layers(hm.model) is layers
@@ -231,7 +232,7 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
 def test_grouped_attention_equals_eager_attention(dtype):
     """The real embedded model (9 query heads on 3 KV heads), left padding: grouped_eager_attention gives
     transformers' eager logits bit for bit, and the same gradient to the inputs; bf16 on CPU loads with it."""
-    from hrpo.kernels import GROUPED_EAGER
+    from hrpo.cpu_precision import GROUPED_EAGER
     from hrpo.models import load_model
     hm = load_model("default", device="cpu", dtype=dtype)
     if dtype == "bfloat16":
@@ -275,9 +276,9 @@ def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gr
     and shares its KV cache, and that runs the completions in groups of similar length (tests -k chunks),
     gives the log-probs and the gradients (LoRA, gate) of one pass over the whole rows, and the rollout's."""
     from hrpo.config import RolloutConfig
-    from hrpo.kernels import folded_lora
+    from hrpo.cpu_precision import folded_lora
     from hrpo.rollout import rollout
-    from hrpo.teacher import completion_logprobs, length_chunks, pack
+    from hrpo.teacher_forcing import completion_logprobs, length_chunks, pack
     hm = lora_model("float32", spec="default")
     prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
     cfg = RolloutConfig(max_new_tokens=16, seed=2)
@@ -309,24 +310,25 @@ def test_teacher_forcing_takes_log_probs_from_the_plain_head_with_the_dense_valu
     """The real model with LoRA in bf16: teacher forcing goes through head_logprobs (hidden states, a backward
     through k + 1 head rows), with the log-probs of the model's own dense logits bit for bit and their gradients
     to within bf16 noise; a trainable head falls back to the dense logits."""
-    import hrpo.teacher as teacher
+    import hrpo.teacher_forcing as teacher_forcing
     from hrpo.config import RolloutConfig
-    from hrpo.kernels import folded_lora
+    from hrpo.cpu_precision import folded_lora
     from hrpo.rollout import rollout
     hm = lora_model("bfloat16", spec="default")
     cfg = RolloutConfig(max_new_tokens=8, seed=1)
     with folded_lora(hm.model):
-        batch = teacher.pack(rollout(hm, ["What is 12 + 7?", "What is 3 + 5?"] * 2, cfg, keep_latents=True),
-                             hm.pad_id, hm.device)
+        batch = teacher_forcing.pack(rollout(hm, ["What is 12 + 7?", "What is 3 + 5?"] * 2, cfg, keep_latents=True),
+                                     hm.pad_id, hm.device)
     params = [p for p in hm.model.parameters() if p.requires_grad]
-    calls, real = [], teacher.head_logprobs
-    monkeypatch.setattr(teacher, "head_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
+    calls, real = [], teacher_forcing.head_logprobs
+    monkeypatch.setattr(teacher_forcing, "head_logprobs", lambda *a, **k: calls.append(1) or real(*a, **k))
     out = {}
     for plain in (True, False):
         if not plain:
-            monkeypatch.setattr(teacher, "head_weight", lambda model: None)
+            monkeypatch.setattr(teacher_forcing, "head_weight", lambda model: None)
         with folded_lora(hm.model):
-            lp = teacher.completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature, hm.gate)
+            lp = teacher_forcing.completion_logprobs(hm.model, hm.embeddings, batch, cfg.top_k, cfg.temperature,
+                                                     hm.gate)
             lp[batch.valid].sum().backward()
         out[plain] = lp.detach(), torch.cat([p.grad.flatten().float() for p in params])
         hm.model.zero_grad(set_to_none=True)
@@ -337,9 +339,9 @@ def test_teacher_forcing_takes_log_probs_from_the_plain_head_with_the_dense_valu
     head = hm.model.get_output_embeddings().weight
     head.requires_grad_(True)
     monkeypatch.undo()
-    assert teacher.head_weight(hm.model) is None
+    assert teacher_forcing.head_weight(hm.model) is None
     head.requires_grad_(False)
-    assert teacher.head_weight(hm.model) is head
+    assert teacher_forcing.head_weight(hm.model) is head
 
 
 def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
@@ -347,8 +349,9 @@ def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     bit for bit, as the model's own forward, with ragged (left-padded) prompts and a row leaving early; on a
     LoRA model only once folded_lora has folded the adapters (a training rollout), never in fp32."""
     import dataclasses
+
     from hrpo.config import RolloutConfig
-    from hrpo.kernels import LeanDecodeStep, folded_lora
+    from hrpo.cpu_precision import LeanDecodeStep, folded_lora
     from hrpo.rollout import Decoder
     assert LeanDecodeStep.build(embedded.model) is None                      # fp32: MKL rounds wider matrices apart
     hm = lora_model("bfloat16", spec="default")

@@ -137,8 +137,9 @@ def test_a_failed_load_is_one_line_in_the_status(monkeypatch):
 
 def test_paced_groups_events_on_a_clock():
     ticks = iter([0.0, 0.05, 0.10, 0.16, 0.20, 0.40, 0.41, 0.5, 0.6])
-    events = ([(0, f"s{i}")] for i in range(6))
+    events = ([(0, f"s{i}")] for i in range(7))
     groups = [(list(steps), done) for steps, done in paced(events, every=0.15, clock=lambda: next(ticks))]
-    assert [len(s) for s, _ in groups] == [3, 5, 6] and [d for _, d in groups] == [False, False, True]
-    assert groups[-1][0] == [f"s{i}" for i in range(6)]                       # every step, in order
+    # the first token at once (t=0), then t=0.16 and t=0.40 (>= 0.15 s apart), then the final group
+    assert [len(s) for s, _ in groups] == [1, 4, 6, 7] and [d for _, d in groups] == [False, False, False, True]
+    assert groups[-1][0] == [f"s{i}" for i in range(7)]                       # every step, in order
 

@@ -3,9 +3,9 @@ import time
 
 import pytest
 
-from hrpo.checkpoint import latest_checkpoint
 from hrpo.config import TrainConfig
 from hrpo.jobs import JobManager, read_metrics
+from hrpo.rundir import latest_checkpoint
 
 
 def wait_for(cond, timeout=240):

@@ -13,11 +13,12 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, run_cli
 from hrpo import checkpoint as ckpt
+from hrpo import rundir
 from hrpo import trainer as trainer_mod
 from hrpo.config import TrainConfig, TrainingError
-from hrpo.models import ModelSpecError, load_model
-from studio.hosting import Host
+from hrpo.models import ModelSpecError, load_checkpoint, load_model
 from hrpo.trainer import Trainer
+from studio.hosting import Host
 
 TINY = dict(model="tiny-random", task="arith", group_size=2, batch_prompts=1, max_new_tokens=8, lora_rank=2,
             lora_alpha=4, lr=1e-2, gate_lr=1e-2, lambda_lr=1e-2, max_grad_norm=1.0, device="cpu", seed=3)
@@ -31,7 +32,7 @@ def train_args(out, steps, save_every):
 
 
 def final_params(run) -> dict:
-    last = ckpt.latest_checkpoint(run)
+    last = rundir.latest_checkpoint(run)
     return {**load_file(last / "adapter" / "adapter_model.safetensors"), **load_file(last / "gate.safetensors")}
 
 
@@ -42,14 +43,14 @@ def test_sigkill_then_resume_loses_nothing_and_matches(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", *train_args(tmp_path / "b", 6, 2)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while ckpt.latest_checkpoint(tmp_path / "b") is None and time.time() < deadline:
+    while rundir.latest_checkpoint(tmp_path / "b") is None and time.time() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     for d in (tmp_path / "b" / "checkpoints").iterdir():      # only complete checkpoints carry a final name
         if not d.name.startswith("."):
             assert ckpt.is_checkpoint(d) and (d / "trainer_state.pt").is_file() and (d / "gate.safetensors").is_file()
-    killed_at = ckpt.read_config(ckpt.latest_checkpoint(tmp_path / "b"))["step"]
+    killed_at = ckpt.read_config(rundir.latest_checkpoint(tmp_path / "b"))["step"]
     assert killed_at < 6
     resumed = run_cli(*train_args(tmp_path / "b", 6, 2), "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -82,7 +83,7 @@ def test_nan_loss_is_skipped_then_stops_with_the_last_good_checkpoint(tmp_path, 
     assert [m["skipped_updates"] for m in lines] == [1, 1, 1]
     after = {n: p.detach() for n, p in t.policy.named_parameters() if p.requires_grad}
     assert all(torch.equal(before[n], after[n]) for n in before)            # skipped steps changed nothing
-    assert ckpt.latest_checkpoint(tmp_path) == good and ckpt.load_trainer_state(good)["step"] == 2
+    assert rundir.latest_checkpoint(tmp_path) == good and ckpt.load_trainer_state(good)["step"] == 2
 
 
 def test_a_non_finite_update_is_undone(tmp_path, monkeypatch):
@@ -123,7 +124,7 @@ def test_damaged_checkpoints_fail_clearly(tiny_checkpoint, tmp_path, damage, msg
 
 def test_checkpoint_for_another_base_model(tiny_checkpoint):
     with pytest.raises(ckpt.CheckpointError, match="made for base model 'tiny-random'"):
-        ckpt.load_checkpoint(tiny_checkpoint, base="default")
+        load_checkpoint(tiny_checkpoint, base="default")
 
 
 def test_hosted_mode_loads_only_checkpoints_under_checkpoints(tiny_checkpoint, tmp_path):

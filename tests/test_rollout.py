@@ -5,7 +5,7 @@ import torch
 
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Decoder, MarkerWatch, extract_answer, latent_embedding, rollout
-from hrpo.teacher import completion_logprobs, pack
+from hrpo.teacher_forcing import completion_logprobs, pack
 
 PROMPTS = ["What is 12 + 7?",
            "Janet has 3 apples and buys 5 more. How many apples does she have?",

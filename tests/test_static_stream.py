@@ -16,7 +16,7 @@ from hrpo.config import RolloutConfig
 from hrpo.fastpath import StaticDecoder, make_decoder
 from hrpo.rollout import Decoder
 from hrpo.static_engine import Engine
-from hrpo.teacher import completion_logprobs, pack
+from hrpo.teacher_forcing import completion_logprobs, pack
 
 QUESTIONS = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?", "2 + 2?"]
 

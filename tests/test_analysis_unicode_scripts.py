@@ -1,12 +1,20 @@
-"""analysis.scripts: Unicode-script classes on real MGSM questions, token/latent script mixes."""
+"""analysis.unicode_scripts: Unicode-script classes on real MGSM questions, token/latent script mixes."""
 from collections import Counter
 
 import pandas as pd
 import pytest
 
-from analysis.scripts import (CLASSES, compare_languages, dominant_script, latent_script_shares, resolved_pieces,
-                              script_counts,
-                              script_mix, script_shares, token_scripts)
+from analysis.unicode_scripts import (
+    CLASSES,
+    compare_languages,
+    dominant_script,
+    latent_script_shares,
+    resolved_pieces,
+    script_counts,
+    script_mix,
+    script_shares,
+    token_scripts,
+)
 from hrpo.tasks import load_task
 
 
@@ -96,10 +104,9 @@ def test_script_mix_per_completion_and_step():
 
 
 def test_token_scripts_from_a_trace(tiny):
+    from analysis.projections import trace_projections
     from hrpo.config import RolloutConfig
     from hrpo.rollout import rollout
-
-    from analysis.projections import trace_projections
     tr = rollout(tiny, ["数学"], RolloutConfig(max_new_tokens=5, seed=1), keep_latents=True)[0]
     proj = trace_projections(tiny, tr, k=3, sources=("latent",))
     toks = token_scripts(tr, proj, trace_id=7)

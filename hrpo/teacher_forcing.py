@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .cpu_precision import base_model, low_precision
 from .loss import head_logprobs, token_logprobs
-from .kernels import base_model, low_precision
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
 
 

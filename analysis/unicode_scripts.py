@@ -9,7 +9,7 @@ frequent letter script; digits or punct_space only when it has no letters.
 
 Pure functions: script_counts, dominant_script, resolved_pieces, token_scripts (trace + projection frame -> long
 frame), script_mix, latent_script_shares.  One runner, compare_languages, decodes the same MGSM
-problem in several languages.  Test: pytest tests/test_analysis_scripts.py
+problem in several languages.  Test: pytest tests/test_analysis_unicode_scripts.py
 """
 from collections import Counter
 

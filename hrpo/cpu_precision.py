@@ -149,7 +149,8 @@ def folded_lora(model):
     was captured with).  No adapters (or DoRA, merged, disabled or already folded ones): a no-op.
     Test: pytest tests/test_fidelity.py -k folded
     """
-    from peft.tuners.lora.layer import Linear as LoraLinear, LoraLayer
+    from peft.tuners.lora.layer import Linear as LoraLinear
+    from peft.tuners.lora.layer import LoraLayer
     layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
     plain = all(isinstance(m, LoraLinear) and not m.merged and not m.disable_adapters and "forward" not in m.__dict__
                 and not any(m.use_dora.values()) for m in layers)
