@@ -15,7 +15,7 @@ Big runs (a metrics.jsonl of 200k lines and more): read_metrics keeps
 each file's columns as float arrays and on the next call parses only the lines appended since (a file
 replaced or cut back, as a resume does, is read again); every curve is drawn with at most MAX_POINTS
 points (min and max of each bucket, so spikes and the p10-p90 band's extent stay visible).
-CLI: python scripts/plot_dynamics.py.  Test: pytest tests/test_analysis_dynamics.py
+CLI: python -m scripts.plot_dynamics.  Test: pytest tests/test_analysis_dynamics.py
 """
 import json
 import math

@@ -39,7 +39,8 @@ def unit_rows(E: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def topk_cosine(vectors: torch.Tensor, E: torch.Tensor, k: int = 5, chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
+def topk_cosine(vectors: torch.Tensor, E: torch.Tensor, k: int = 5,
+                chunk: int = 16384) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, ids), both (N, k): the k rows of E (V, H) most cosine-similar to each row of vectors (N, H)."""
     if vectors.ndim != 2 or vectors.shape[-1] != E.shape[-1]:
         raise ValueError(f"vectors must be (N, {E.shape[-1]}), got {tuple(vectors.shape)}")
@@ -104,7 +105,8 @@ def project_trace(trace, E: torch.Tensor, piece, k: int = 5, sources=SOURCES, st
 
 def trace_projections(hm, trace, k: int = 5, sources=SOURCES, steps=None, chunk: int = 16384) -> pd.DataFrame:
     """project_trace with a HybridModel's embedding matrix and token texts."""
-    return project_trace(trace, hm.embeddings, hm.piece, k, sources, steps, chunk)   # the Parameter: unit_rows caches by it
+    # the Parameter itself: unit_rows caches by it
+    return project_trace(trace, hm.embeddings, hm.piece, k, sources, steps, chunk)
 
 
 def projection_table(proj: pd.DataFrame) -> pd.DataFrame:

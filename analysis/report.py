@@ -159,6 +159,7 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
                              force_a=lambda t: 1.0) if mcfg.hybrid else None
             per_model[label]["ablation"] = ablation_row(task.problems, traces, off)
         del hm
-    meta = {"task": task_spec, "map": map_method, "latent ablation": ablation, "split": split, "problems": len(task.problems), "models": ", ".join(specs),
+    meta = {"task": task_spec, "map": map_method, "latent ablation": ablation, "split": split,
+            "problems": len(task.problems), "models": ", ".join(specs),
             **{f"rollout.{k_}": v for k_, v in dataclasses.asdict(cfg).items()}}
     return combine(per_model), meta

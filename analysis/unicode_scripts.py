@@ -25,7 +25,8 @@ DIGITS, PUNCT, OTHER = "digits", "punct_space", "other"
 CLASSES = (DIGITS,) + tuple(name for name, _ in SCRIPTS) + (PUNCT, OTHER)
 NEUTRAL = frozenset({DIGITS, PUNCT, OTHER})          # carry no language: ignored by "foreign" checks
 CHAR_CLASS = regex.compile("|".join([rf"(?P<{DIGITS}>\p{{Nd}})"] + [f"(?P<{n}>{p})" for n, p in SCRIPTS]
-                                    + [rf"(?P<{PUNCT}>(?!\ufffd)[\p{{P}}\p{{S}}\p{{Z}}\p{{Cc}}\s])", rf"(?P<{OTHER}>.)"]),
+                                    + [rf"(?P<{PUNCT}>(?!\ufffd)[\p{{P}}\p{{S}}\p{{Z}}\p{{Cc}}\s])",
+                                       rf"(?P<{OTHER}>.)"]),
                            regex.DOTALL)
 
 

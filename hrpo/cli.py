@@ -93,13 +93,15 @@ def config_flags(p: argparse.ArgumentParser, cls) -> None:
         flag, help_ = "--" + f.name.replace("_", "-"), f.metadata.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                           help=help_)
         elif isinstance(default, list):
             p.add_argument(flag, dest=f.name, type=lambda v: [x for x in v.split(",") if x], default=argparse.SUPPRESS,
                            help=help_ + " (comma-separated)")
         else:
             kind = type(default) if default is not None else str
-            p.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS, help=f"{help_} (default: {default})")
+            p.add_argument(flag, dest=f.name, type=kind, default=argparse.SUPPRESS,
+                           help=f"{help_} (default: {default})")
 
 
 def cmd_train(args) -> int:
@@ -223,10 +225,13 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="model spec: default, tiny-random, HF name/dir, .gguf, checkpoint dir")
+    p.add_argument("--model", default="default",
+                   help="model spec: default, tiny-random, HF name/dir, .gguf, checkpoint dir")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the model repo (off by default)")
+    p.add_argument("--dtype", default=None,
+                   help="float32 | bfloat16 | float16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow model code from the model repo (off by default)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--model", default=None, help="model spec (default: the embedded model)")
     b.add_argument("--shape", default=None, help="random weights of a real shape: smollm2-135m, qwen2.5-1.5b, ...")
     b.add_argument("--device", default=None)
-    b.add_argument("--dtype", default=None, help="one dtype (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
+    b.add_argument("--dtype", default=None,
+                   help="one dtype (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
     b.add_argument("--dtypes", default=None,
                    help="comma-separated dtypes, e.g. float32,bfloat16: every contender runs in each, side by side "
                         "in one process (overrides --dtype)")

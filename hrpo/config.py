@@ -117,7 +117,8 @@ class GateConfig(Config):
     def __post_init__(self):
         self.check_types()
         check(self.c > 0, f"c must be > 0, got {self.c}")
-        check(0 < self.r_min < self.r_max < 1, f"need 0 < r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
+        check(0 < self.r_min < self.r_max < 1,
+              f"need 0 < r_min < r_max < 1, got r_min={self.r_min}, r_max={self.r_max}")
 
 
 @dataclass
@@ -158,9 +159,10 @@ class TrainConfig(Config):
     lr: float = opt(5e-6, "learning rate of the LoRA weights")
     gate_lr: float = opt(1e-4, "learning rate of the gate linears W_r, W_i")
     lambda_lr: float = opt(1e-3, "learning rate of Lambda")
-    weight_decay: float = opt(0.1, "AdamW weight decay: LoRA matrices, and the gate linears and Lambda unless decay_gate is off")
-    decay_gate: bool = opt(True, "apply weight_decay to W_r, W_i and Lambda too, as the authors do (decoupled decay pulls "
-                                 "Lambda towards 0, i.e. towards more latent, every update)")
+    weight_decay: float = opt(0.1, "AdamW weight decay: LoRA matrices, and the gate linears and Lambda unless "
+                                   "decay_gate is off")
+    decay_gate: bool = opt(True, "apply weight_decay to W_r, W_i and Lambda too, as the authors do (decoupled decay "
+                                 "pulls Lambda towards 0, i.e. towards more latent, every update)")
     gate_weight_decay: float = opt(-1.0, "AdamW weight decay of the gate linears W_r, W_i alone (Lambda keeps "
                                          "weight_decay under decay_gate); -1 = the same as Lambda's (weight_decay "
                                          "when decay_gate is on, else 0), 0 = none")

@@ -253,7 +253,8 @@ class LeanDecodeStep:
         base = base_model(model)
         cfg = base.config
         plain = (cfg.model_type == "llama" and cfg.hidden_act == "silu" and not getattr(cfg, "attention_bias", False)
-                 and not getattr(cfg, "mlp_bias", False) and getattr(cfg, "_attn_implementation", None) == GROUPED_EAGER)
+                 and not getattr(cfg, "mlp_bias", False)
+                 and getattr(cfg, "_attn_implementation", None) == GROUPED_EAGER)
         if not plain or compute_dtype(model) != torch.bfloat16 or base.device.type != "cpu":
             return None
         if any(isinstance(m, LoraLayer) and not is_folded(m) for m in model.modules()):

@@ -28,7 +28,7 @@ make_decoder: StaticDecoder on CUDA (static_wanted; HRPO_STATIC_DECODE=off|on|au
 Decoder elsewhere and for what the static one cannot run (a wrapped model such as analysis.replay.LatentScaled,
 sliding-window attention).  force_a must be a pure function of the step: the static decoder reads it for every
 step up front.
-Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); scripts/gpu_check.py (the graph).
+Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
 """
 import collections
 import math
@@ -46,7 +46,7 @@ from .rewards import extract_answer
 from .rollout import Decoder, ForceA, Step, Trace, left_pad
 from .static_engine import STATS, Engine, marker_step, marker_table, static_supported  # noqa: F401
 
-_Engine = Engine         # the name scripts/gpu_check.py patches
+_Engine = Engine         # the name gpu/gpu_check.py patches
 CHUNK = 8                # steps between host reads on CUDA
 WARMUP = 3               # eager steps on a side stream before capture
 BUCKET = 32              # captured graphs are reused across prompt lengths rounded up to this

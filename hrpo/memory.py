@@ -11,7 +11,7 @@ bound_memory() is the start-up call for the app: it caps the number of arenas (m
 like MALLOC_ARENA_MAX=2 in the environment but for arenas made after the call, so call it before the
 first request) and starts a daemon thread that hands free heap memory back to the OS (malloc_trim)
 every `trim_every_s` seconds.  Both are no-ops off glibc (it returns False).
-Measure: python scripts/app_memory.py --variant plain,bound.
+Measure: python -m bench.app_memory --variant plain,bound.
 Test: pytest tests/test_reliability_round3.py -k memory
 """
 import ctypes

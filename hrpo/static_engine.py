@@ -28,7 +28,7 @@ Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B 
            top_ids (B, max_new, 10) long and top_probs (B, max_new, 10) float32 (keep_states)
 `load` resets them and prefills; `step` has no host sync, no data-dependent Python branch and no shape
 change, so `capture` records it once in a CUDA graph and `advance` replays it.
-Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); scripts/gpu_check.py (the graph).
+Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
 """
 import threading
 

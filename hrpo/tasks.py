@@ -31,7 +31,7 @@ from typing import Iterator
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
 SPECS = ("arith", "arith:<level 1-5>", "gsm8k", "mgsm:<" + "|".join(MGSM_LANGS) + ">", "jsonl:PATH")
 LETTERS = string.ascii_uppercase[:10]                   # A-J
-# The wording that lets SmolLM2-135M write '####' exactly once (see scripts/calibrate_arith.py): plain
+# The wording that lets SmolLM2-135M write '####' exactly once (see studies/calibrate_arith.py): plain
 # "Give the final answer after ####." makes it repeat '#### n' lines until max_new_tokens.
 ANSWER_HINT = "\n\nFormat:\n<one line of working>\n#### <number>"
 ARITH_SIZES = {"train": 5000, "test": 500}
@@ -39,7 +39,7 @@ TEST_SHARE = 10                                          # 1 in 10 question text
 # level -> (steps, largest starting number, largest operand, operations)
 ARITH_LEVELS = {1: (1, 9, 9, "+"), 2: (1, 20, 10, "+-"), 3: (2, 50, 20, "+-"),
                 4: (3, 100, 50, "+-*"), 5: (4, 500, 100, "+-*/")}
-DEFAULT_ARITH_LEVEL = 2                                  # calibrated (scripts/calibrate_arith.py); the shipped level
+DEFAULT_ARITH_LEVEL = 2                                  # calibrated (studies/calibrate_arith.py); the shipped level
 
 
 @dataclass

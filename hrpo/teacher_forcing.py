@@ -66,7 +66,9 @@ def pack(traces: list[Trace], pad_id: int, device) -> Batch:
     mask = torch.cat([pmask, valid.long()], dim=1)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     ids = torch.cat([prompt, comp], dim=1)
-    to = lambda x: None if x is None else x.to(device)
+
+    def to(x):
+        return None if x is None else x.to(device)
     return Batch(to(ids), to(mask), to(positions), to(comp), to(valid), to(thinking), to(latents), to(old))
 
 

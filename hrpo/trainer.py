@@ -104,7 +104,8 @@ class Policy(nn.Module):
 
 def param_groups(model, gate, cfg: TrainConfig, hybrid: bool) -> list[dict]:
     lora = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"name": "lora", "params": [p for p in lora if p.ndim >= 2], "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+    groups = [{"name": "lora", "params": [p for p in lora if p.ndim >= 2], "lr": cfg.lr,
+               "weight_decay": cfg.weight_decay},
               {"name": "lora_no_decay", "params": [p for p in lora if p.ndim < 2], "lr": cfg.lr, "weight_decay": 0.0}]
     if hybrid:
         wd = cfg.weight_decay if cfg.decay_gate else 0.0

@@ -1,6 +1,6 @@
 """Draw the training-dynamics figure (analysis/dynamics.py, like the paper's Fig. 4) from metrics.jsonl files.
 
-    python scripts/plot_dynamics.py checkpoints/smollm2-arith-hrpo checkpoints/smollm2-arith-grpo \\
+    python -m scripts.plot_dynamics checkpoints/smollm2-arith-hrpo checkpoints/smollm2-arith-grpo \\
         --out docs/dynamics [--smooth 5] [--title ...] [--no-png]
 Each argument is a run or checkpoint directory, a metrics.jsonl file, or LABEL=PATH; the mode (HRPO/GRPO)
 comes from the config beside the file.  Writes OUT.html (self-contained, plotly.js inlined) and, through
@@ -11,8 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis.dynamics import dynamics_figure, load_runs  # noqa: E402
+from analysis.dynamics import dynamics_figure, load_runs
 
 
 def parse_sources(args: list[str]) -> dict:

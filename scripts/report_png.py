@@ -1,6 +1,6 @@
 """Screenshot figures of an analysis report (report.html) to PNG with headless Chromium.
 
-    python scripts/report_png.py reports/mgsm-zh/report.html docs/report 0 3
+    python -m scripts.report_png reports/mgsm-zh/report.html docs/report 0 3
 writes docs/report-0.png and docs/report-3.png (the report's figures fig-0 and fig-3).
 """
 import shutil

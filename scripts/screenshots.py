@@ -1,6 +1,6 @@
 """Take the README screenshots of the app's Live tab in headless Chromium (as tests/test_browser.py drives it).
 
-    python scripts/screenshots.py [--out docs] [--model checkpoints/smollm2-arith-hrpo]
+    python -m scripts.screenshots [--out docs] [--model checkpoints/smollm2-arith-hrpo]
 starts `python app.py` on a free loopback port (the model the Live tab opens on unless --model is given),
 runs an English and a Chinese prompt and writes OUT/live.png and OUT/live-zh.png.  Needs Debian's chromium
 and the Noto CJK fonts (setup.sh installs both where apt and root are available), else Chinese shows boxes.

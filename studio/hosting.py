@@ -175,10 +175,12 @@ class Host:
     def dynamics_note(self, found: dict, chosen: dict) -> str:
         """The line under the dynamics figure: what is shown, or how to get curves."""
         shipped = [k for k in found if k.startswith("checkpoints/")]
-        note = "" if shipped else "The shipped checkpoints carry no metrics.jsonl yet, so there are no curves for them. "
+        note = "" if shipped else ("The shipped checkpoints carry no metrics.jsonl yet, "
+                                   "so there are no curves for them. ")
         if not found:
             return note + ("" if self.hosted else
-                           "No run has metrics yet: train one on the Train tab (`runs/<name>/metrics.jsonl` appears here).")
+                           "No run has metrics yet: train one on the Train tab "
+                           "(`runs/<name>/metrics.jsonl` appears here).")
         return note + f"{len(chosen)} of {len(found)} runs shown; the curves follow runs as they write metrics.jsonl."
 
 

@@ -4,7 +4,7 @@ gate counterfactual replays.
 Streaming: the decoder (hrpo.fastpath.make_decoder: the CUDA-graph StaticDecoder on a GPU, the eager
 Decoder elsewhere) yields per-step records; the page gets an update on a clock, at most every UPDATE_S
 seconds (the tokens and the status line), and the chart at most every CHART_S seconds, so the page stays
-smooth and the UI costs little of the decoder's speed (`python -m scripts.bench_live` measures the ratio).
+smooth and the UI costs little of the decoder's speed (`python -m bench.bench_live` measures the ratio).
 API: /generate (streams), /export, /replay.  Test: pytest tests/test_app.py tests/test_browser.py
 """
 import time
@@ -43,7 +43,10 @@ class LiveRun:
 
 
 def step_rows(hm, trace) -> list[list]:
-    proj = projections.trace_projections(hm, trace, k=5, sources=("latent",))
+    """The steps table: each step's statistics and, at thinking steps (where the latent is mixed in), the five
+    tokens nearest to its latent."""
+    thinking = [s.index for s in trace.steps if s.thinking]
+    proj = projections.trace_projections(hm, trace, k=5, sources=("latent",), steps=thinking)
     near = {r.step: r.latent for r in projections.projection_table(proj).itertuples()} if not proj.empty else {}
     return [[s.index, s.token, s.thinking, round(s.gate_a, 5), round(s.hidden_ratio, 5), round(s.entropy, 3),
              round(s.eff_vocab, 2), near.get(s.index, "")] for s in trace.steps]
@@ -51,8 +54,9 @@ def step_rows(hm, trace) -> list[list]:
 
 def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
     """Group a decoder's per-position events by time: yields (steps so far, True when this is the last group):
-    the first token at once, then at most one group per `every` seconds while decoding, and always the final one.  (Decoding in a second
-    thread to overlap the page updates was measured slower: the two threads contend for the GIL.)"""
+    the first token at once, then at most one group per `every` seconds while decoding, and always the final one.
+    The decoder runs in the caller's thread between groups: decoding in a thread of its own, to overlap the page
+    updates, measured slower on a 2-core CPU (docs/LOG.md, 2026-12-04)."""
     steps, last = [], None
     for batch in events:
         steps += [s for _, s in batch]

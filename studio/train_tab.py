@@ -14,7 +14,6 @@ from hrpo.config import recipe
 
 from .common import Studio, number, user_error
 
-
 RECIPE = {"hrpo": "smollm2-arith-hrpo", "grpo": "smollm2-arith-grpo"}
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import torch
+from safetensors.torch import save_file
 
-from hrpo.config import TrainConfig  # noqa: E402
-from hrpo.trainer import Trainer  # noqa: E402
+from hrpo.config import TrainConfig
+from hrpo.trainer import Trainer
 
 out = Path(sys.argv[1])
 cfg = TrainConfig(model="tiny-random", task="arith", steps=2, group_size=2, batch_prompts=1, max_new_tokens=12,

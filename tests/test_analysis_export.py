@@ -9,7 +9,6 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import Step, Trace, rollout
 
 
-
 def handmade() -> list[Trace]:
     odd = ["a,b", 'say "hi"', "line\nbreak", "", " ", "数学", "NaN", "None", "\t"]
     steps = [Step(i, tok, 100 + i, i % 2 == 0, 0.1 + i / 7, 1 / 3, -i / 9, 0.123456789012345678)

@@ -2,11 +2,9 @@
 import pandas as pd
 import pytest
 
-from analysis.gates import (STEP_COLUMNS, gate_distribution, gate_histogram, position_summary, step_frame,
-                            trace_summary)
+from analysis.gates import STEP_COLUMNS, gate_distribution, gate_histogram, position_summary, step_frame, trace_summary
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Step, Trace, rollout
-
 
 
 def fake_trace(values):

@@ -1,9 +1,16 @@
 """analysis.lengths: length tables, summaries, paired differences and the evaluate() runner."""
 import pytest
 
-from analysis.lengths import (TABLE_COLUMNS, length_summary, length_table, paired_differences, paired_summary,
-                              rows_from_traces, run_lengths, unique_labels)
-
+from analysis.lengths import (
+    TABLE_COLUMNS,
+    length_summary,
+    length_table,
+    paired_differences,
+    paired_summary,
+    rows_from_traces,
+    run_lengths,
+    unique_labels,
+)
 
 
 def rows(lengths, rewards):

@@ -7,7 +7,6 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import rollout
 
 
-
 @pytest.fixture(scope="module")
 def trace(tiny):
     return rollout(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, seed=0), keep_latents=True)[0]

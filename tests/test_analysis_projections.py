@@ -8,7 +8,6 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import rollout
 
 
-
 @pytest.fixture(scope="module")
 def states_trace(tiny):
     return rollout(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, seed=3), keep_states=True)[0]

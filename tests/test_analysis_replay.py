@@ -5,11 +5,9 @@ import pytest
 import torch
 
 from analysis.plots import divergence_figure
-from analysis.replay import (COLUMNS, decode_and_sweep, divergence, divergence_html, first_difference, force_from,
-                             replay)
+from analysis.replay import COLUMNS, decode_and_sweep, divergence, divergence_html, first_difference, force_from, replay
 from hrpo.config import RolloutConfig
 from hrpo.rollout import Trace, rollout
-
 
 
 @pytest.mark.parametrize("a, b, expected", [([1, 2, 3], [1, 2, 3], None), ([1, 2, 3], [1, 5, 3], 1),

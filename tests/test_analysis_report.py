@@ -10,8 +10,6 @@ from analysis.__main__ import main
 from analysis.report import render_html
 from conftest import ROOT
 
-
-
 CSV_COLUMNS = {"lengths.csv": {"model", "problem", "num_tokens", "correct", "reward"},
                "summary.csv": {"model", "n", "mean_len", "median_len", "accuracy", "format_rate", "mean_diff"},
                "paired.csv": {"model", "problem", "diff", "base_tokens"},
@@ -30,7 +28,8 @@ FIGURES = ["Completion length", "Accuracy", "Paired length differences", "Gate c
 def test_compare_cli_on_tiny_random(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "analysis", "compare", "--models", "tiny-random,tiny-random", "--task", "mgsm:en", "--limit", "2",
+    res = subprocess.run([sys.executable, "-m", "analysis", "compare", "--models", "tiny-random,tiny-random",
+                          "--task", "mgsm:en", "--limit", "2",
                   "--max-new-tokens", "8", "--map", "pca", "--out", str(out)],   # PCA: skip UMAP's JIT (~15 s)
                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert res.returncode == 0, res.stderr
@@ -94,9 +93,11 @@ def test_latent_ablation_columns(tmp_path):
     assert meta["latent ablation"] is True
 
 
-@pytest.mark.parametrize("rewards, ablated, drop", [([1, 1], [1, 0], 0.5), ([0, 0], [1, 1], -1.0), ([1, 0], None, None)])
+@pytest.mark.parametrize("rewards, ablated, drop",
+                         [([1, 1], [1, 0], 0.5), ([0, 0], [1, 1], -1.0), ([1, 0], None, None)])
 def test_ablation_row(rewards, ablated, drop):
     from types import SimpleNamespace as NS
+
     from analysis.report import ablation_row
     probs = [NS(kind="math", answer="1", question="q")] * len(rewards)
     tr = lambda ok: NS(text="#### 1" if ok else "#### 2", answer="1" if ok else "2", token_ids=[0] * 3,  # noqa: E731

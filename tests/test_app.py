@@ -208,7 +208,8 @@ def test_opens_on_hrpo_gradio_port_and_training_dynamics(tmp_path):
         assert "tiny-random" not in offered and "default" in offered
         assert comp["cmp-models"]["value"] == ["default", "checkpoints/smollm2-arith-grpo",
                                                "checkpoints/smollm2-arith-hrpo"]
-        assert {"runs/h", "runs/g"} <= {c[0] if isinstance(c, (list, tuple)) else c for c in comp["dyn-runs"]["choices"]}
+        shown = {c[0] if isinstance(c, (list, tuple)) else c for c in comp["dyn-runs"]["choices"]}
+        assert {"runs/h", "runs/g"} <= shown
         client = gradio_client.Client(url, verbose=False)
         fig, note = client.predict(["runs/h", "runs/g"], 1, api_name="/dynamics")
         plot = json.loads(fig["plot"])

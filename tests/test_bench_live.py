@@ -1,8 +1,8 @@
-"""scripts/bench_live.py end to end on tiny-random: the app streams the same greedy tokens the decoder makes,
+"""bench/bench_live.py end to end on tiny-random: the app streams the same greedy tokens the decoder makes,
 and the printed ratio is the API's median tokens/s over the decoder's."""
 import statistics
 
-from scripts import bench_live
+from bench import bench_live
 
 
 def test_bench_live_measures_both_paths(tmp_path):

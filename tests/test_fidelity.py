@@ -368,4 +368,5 @@ def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     assert lean[1].finish == "eos" and len(lean[1].token_ids) <= 6
     for a, b in zip(lean, plain, strict=True):
         assert a.token_ids == b.token_ids and a.finish == b.finish
-        assert [(s.logprob, s.gate_a, s.entropy) for s in a.steps] == [(s.logprob, s.gate_a, s.entropy) for s in b.steps]
+        assert ([(s.logprob, s.gate_a, s.entropy) for s in a.steps]
+                == [(s.logprob, s.gate_a, s.entropy) for s in b.steps])

@@ -1,4 +1,4 @@
-"""The device pack (scripts/gpu_pack.py) cannot miss a dependency.
+"""The device pack (gpu/gpu_pack.py) cannot miss a dependency.
 
 Fast (metadata only, no network): the plan for the device (CPython 3.12, Linux x86_64) meets every version
 pin of requirements.txt and of every packed distribution with what the pack or the device image provides,
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from gpu import gpu_pack
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-import gpu_pack  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +105,17 @@ def test_the_pack_installs_into_an_empty_target_and_everything_imports(tmp_path)
         capture_output=True, text=True, timeout=300)
     res = run(site, ROOT, args=["-c", IMPORTS])
     assert res.returncode == 0 and "imports ok" in res.stdout, res.stderr[-3000:]
-    res = run(site, ROOT, args=["scripts/gpu_pack.py", "--verify", "--pack", str(pack)])
+    res = run(site, ROOT, args=["-m", "gpu.gpu_pack", "--verify", "--pack", str(pack)])
     assert res.returncode == 0 and "every requirement met" in res.stdout, res.stdout[-3000:]
-    res = run(ROOT, args=["scripts/gpu_pack.py", "--verify"])          # the image alone: transformers etc. lack
+    res = run(ROOT, args=["-m", "gpu.gpu_pack", "--verify"])          # the image alone: transformers etc. lack
     assert res.returncode == 1 and "transformers" in res.stdout and "gradio" in res.stdout
 
 
 @pytest.mark.slow
 def test_the_device_check_rehearses_on_cpu_and_tabulates_what_ran(tmp_path):
-    """scripts/gpu_check.py --quick, three parts: their figures and the decode table land in the JSON."""
+    """gpu/gpu_check.py --quick, three parts: their figures and the decode table land in the JSON."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    res = subprocess.run([sys.executable, "scripts/gpu_check.py", "--quick", "--parts", "decode,profile,authors",
+    res = subprocess.run([sys.executable, "-m", "gpu.gpu_check", "--quick", "--parts", "decode,profile,authors",
                           "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     R = json.loads((tmp_path / "gpu_check.json").read_text())

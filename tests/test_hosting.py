@@ -50,7 +50,8 @@ def test_choices_and_opening_model(tree):
     local = Host(root=root, runs_dir=runs)
     choices = local.model_choices()
     assert choices[:3] == ["default", "checkpoints/smollm2-arith-grpo", "checkpoints/smollm2-arith-hrpo"]
-    assert str(runs / "my-run" / "checkpoints" / "step-000002") in choices          # runs under $HRPO_RUNS, outside the repo
+    # runs under $HRPO_RUNS, outside the repo
+    assert str(runs / "my-run" / "checkpoints" / "step-000002") in choices
     assert "checkpoints/leak" not in choices                          # a symlink leading out is hidden
     assert local.live_default(choices) == "checkpoints/smollm2-arith-hrpo"
     hosted = Host(root=root, runs_dir=runs, hosted=True)
@@ -65,7 +66,8 @@ def test_hosted_resolve_allows_only_checkpoints_inside(tree):
     root, runs = tree
     host = Host(root=root, runs_dir=runs, hosted=True)
     assert host.resolve("default") == "default"
-    assert host.resolve("checkpoints/smollm2-arith-hrpo") == str((root / "checkpoints" / "smollm2-arith-hrpo").resolve())
+    hrpo_dir = (root / "checkpoints" / "smollm2-arith-hrpo").resolve()
+    assert host.resolve("checkpoints/smollm2-arith-hrpo") == str(hrpo_dir)
     for bad in ("checkpoints/leak", "checkpoints/../checkpoints/leak", "/etc", "tiny-random", str(runs / "my-run")):
         with pytest.raises(ModelSpecError, match="not allowed"):
             host.resolve(bad)

@@ -30,7 +30,8 @@ def test_token_logprobs_matches_the_definition_and_its_gradient(dtype, k, tau):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     got.sum().backward()
     want.sum().backward()
-    torch.testing.assert_close(a.grad.float(), b.grad.float(), atol=1e-2 if dtype == torch.bfloat16 else 1e-6, rtol=1e-2)
+    torch.testing.assert_close(a.grad.float(), b.grad.float(), atol=1e-2 if dtype == torch.bfloat16 else 1e-6,
+                               rtol=1e-2)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -75,7 +75,7 @@ def test_nan_loss_is_skipped_then_stops_with_the_last_good_checkpoint(tmp_path, 
     before = {n: p.detach().clone() for n, p in t.policy.named_parameters() if p.requires_grad}
     real = trainer_mod.policy_loss
     monkeypatch.setattr(trainer_mod, "policy_loss",
-                        lambda *a, **k: (lambda l, s: (l * float("nan"), s))(*real(*a, **k)))
+                        lambda *a, **k: (lambda loss, s: (loss * float("nan"), s))(*real(*a, **k)))
     t.start_step = 2
     with pytest.raises(TrainingError, match="3 steps in a row.*Last good checkpoint: .*step-000002"):
         t.train()

@@ -136,7 +136,8 @@ def test_bad_eval_and_sampling_values_are_one_line(capsys):
 
 def test_jsonl_task_reports_skipped_lines(tmp_path, capsys):
     path = tmp_path / "t.jsonl"
-    path.write_text('{"question": "1+1?", "answer": "2"}\nnot json\n{"question": "x"}\n{"question": "2+2?", "answer": 4}\n')
+    path.write_text('{"question": "1+1?", "answer": "2"}\nnot json\n{"question": "x"}\n'
+                    '{"question": "2+2?", "answer": 4}\n')
     task = load_task(f"jsonl:{path}")
     assert len(task) == 2 and task.skipped == 2
     err = capsys.readouterr().err

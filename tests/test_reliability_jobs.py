@@ -127,8 +127,8 @@ def test_hosted_compare_is_bounded(hosted):
     job = client.submit(*compare_args(client, choices * 10, "arith", 20, 256, True), api_name="/compare")
     with pytest.raises(Exception, match="this asks for 3 x 20 x 256"):         # refused before any work
         job.result(timeout=60)
-    lens, acc, scripts, summary, texts = client.predict(*compare_args(client, ["tiny-random"] * 3, "arith", 2, 16, True),
-                                                        api_name="/compare")
+    args = compare_args(client, ["tiny-random"] * 3, "arith", 2, 16, True)
+    lens, acc, scripts, summary, texts = client.predict(*args, api_name="/compare")
     assert len(summary["data"]) == 1                       # duplicates are compared once
 
 

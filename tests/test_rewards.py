@@ -8,8 +8,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hrpo.rewards import (REWARDS, apply_reward, choice_correct, choice_reward, extract_answer, format_ok, get_reward,
-                          math_correct, math_reward, normalize_number, qa_correct, qa_reward, score, task_reward)
+from hrpo.rewards import (
+    REWARDS,
+    apply_reward,
+    choice_correct,
+    choice_reward,
+    extract_answer,
+    format_ok,
+    get_reward,
+    math_correct,
+    math_reward,
+    normalize_number,
+    qa_correct,
+    qa_reward,
+    score,
+    task_reward,
+)
 from hrpo.tasks import data_file, data_root, read_lines
 
 

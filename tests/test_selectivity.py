@@ -150,11 +150,8 @@ def test_compare_writes_selectivity(tmp_path):
 
 
 def test_gate_report_builds_the_table_from_finished_parts(tmp_path):
-    """scripts/gate_report.py: settings pooled over seeds, ablation paired, GRPO difference, unfinished runs."""
-    import sys
-    from pathlib import Path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import gate_report
+    """studies/gate_report.py: settings pooled over seeds, ablation paired, GRPO difference, unfinished runs."""
+    from studies import gate_report
     (tmp_path / "eval").mkdir()
     rec = [["digit", True, 0.1], ["word", False, 0.3]]
 

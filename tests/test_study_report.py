@@ -1,4 +1,4 @@
-"""scripts/study.py report: differences are paired over problems within the same seed (matched by the -sN
+"""studies/study.py report: differences are paired over problems within the same seed (matched by the -sN
 name, not by order), a model is compared with itself decoded plain (NAME-plain), two single models pair."""
 import json
 import re
@@ -15,7 +15,7 @@ def write(out: Path, name: str, rewards: list[int]) -> None:
 
 
 def report(out: Path, groups: str) -> tuple[dict, str]:
-    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), "report", "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "studies.study", "report", "--out", str(out),
                           "--group", groups], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     lines = re.findall(r"^(\S+) - (\S+): ([+-][\d.]+) .*seeds (.+)$", res.stdout, re.M)

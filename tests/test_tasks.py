@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 import hrpo.tasks
-from hrpo.tasks import (ARITH_LEVELS, ARITH_SIZES, DEFAULT_ARITH_LEVEL, MGSM_LANGS, Problem, Task, data_root,
-                        load_task)
+from hrpo.tasks import ARITH_LEVELS, ARITH_SIZES, DEFAULT_ARITH_LEVEL, MGSM_LANGS, Problem, Task, data_root, load_task
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ sampling or mixing, on the embedded model with random prompts, each dtype and va
             too (the decoder does not use it there: its fp32 logits differ by ~4e-5)
 Each row: dtype, variant, prefill seconds (eager), milliseconds per decode step, and whether the greedy
 tokens equal the eager ones.
-    PYTHONPATH=. python scripts/bench_decode.py --variants eager,prealloc,compile --prompt-len 125
+    python -m bench.bench_decode --variants eager,prealloc,compile --prompt-len 125
 """
 import argparse
 import json
@@ -105,7 +105,8 @@ def main() -> None:
                     best[v] = (pre, ms, tokens)
         for v, (pre, ms, tokens) in best.items():
             rows.append({"dtype": dt, "variant": v, "prefill_s": pre, "decode_ms_per_step": ms,
-                         "same_tokens_as_eager": bool(torch.equal(tokens, best["eager"][2])) if "eager" in best else None})
+                         "same_tokens_as_eager": (bool(torch.equal(tokens, best["eager"][2]))
+                                                  if "eager" in best else None)})
         del hm, forward
     for r in rows:
         print(json.dumps(r))

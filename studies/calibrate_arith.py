@@ -2,26 +2,23 @@
 
 Runs exactly what evaluation runs: rollout(hm, questions, RolloutConfig(greedy=True, max_new_tokens=N))
 with hybrid decoding on and a fresh gate, scored by hrpo.rewards (correct AND exactly one '####').
-    python scripts/calibrate_arith.py --levels 1 2 3 --n 112 | tee /tmp/arith_calibration.txt
+    python -m studies.calibrate_arith --levels 1 2 3 --n 112 | tee /tmp/arith_calibration.txt
 `--hint TEXT` replaces the instruction at the end of each question (to compare wordings).
 """
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from hrpo import tasks  # noqa: E402
-from hrpo.config import RolloutConfig  # noqa: E402
-from hrpo.models import load_model  # noqa: E402
-from hrpo.rewards import score  # noqa: E402
-from hrpo.rollout import rollout  # noqa: E402
+from hrpo import tasks
+from hrpo.config import RolloutConfig
+from hrpo.models import load_model
+from hrpo.rewards import score
+from hrpo.rollout import rollout
 
 
 def main():

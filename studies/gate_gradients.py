@@ -16,7 +16,7 @@ and the per-token spread of r = sigmoid(W_r e + b_r) over the vocabulary (what m
 It also compares the shipped W_r with the init: how far it moved, and how much of that the decay alone
 (the product of (1 - lr_t * wd) over the run's 300 updates) accounts for.
 
-    nice -n 19 .venv/bin/python scripts/gate_gradients.py --steps 4 --out runs/gate-gradients.json
+    nice -n 19 .venv/bin/python -m studies.gate_gradients --steps 4 --out runs/gate-gradients.json
 """
 import argparse
 import json
@@ -26,10 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+import torch
 
-import torch  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def gradients(trainer, steps: list[int]) -> list[dict]:

@@ -5,7 +5,7 @@ of the training shape (4 prompts x 8, 64 new tokens) and of `bench rollout` (bat
 plus one loss pass (forward + backward) over the training rollout; each contender once per round, best
 of the rounds.  Both implementations give the same logits bit for bit (tests/test_fidelity.py -k grouped),
 so the rollouts are the same tokens.  Prints one JSON object.
-    PYTHONPATH=. python scripts/bench_attention.py [--rounds 2]
+    python -m bench.bench_attention [--rounds 2]
 """
 import argparse
 import dataclasses

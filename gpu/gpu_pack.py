@@ -1,4 +1,4 @@
-"""Build .cache/gpu: the wheels and tokenizer that scripts/gpu_run.sh installs on a device machine.
+"""Build .cache/gpu: the wheels and tokenizer that gpu/gpu_run.sh installs on a device machine.
 
 The wheel list is derived, not written by hand: starting from requirements.txt (torch left out: the device
 has its own CUDA build), every Requires-Dist of every distribution installed in this venv is walked, markers
@@ -19,9 +19,9 @@ Layout of the pack (git-ignored; the checkout plus the pack must stay under the 
               runs use random weights and tiny-random); gpu_check.py points hrpo.embedded.embedded_dir at it
   plan.json   what was packed, what is left to the image, and every requirement behind each
 
-Run here:     PYTHONPATH=. .venv/bin/python scripts/gpu_pack.py          # -> .cache/gpu, prints sizes
+Run here:     .venv/bin/python -m gpu.gpu_pack          # -> .cache/gpu, prints sizes
 Rehearsal:    ... gpu_pack.py --python-version 3.11 --glibc 2.36 --out /tmp/pack311   (this machine's tags)
-On a device:  python3 scripts/gpu_pack.py --verify    # every requirement met by what is visible there?
+On a device:  python3 -m gpu.gpu_pack --verify    # every requirement met by what is visible there?
 Test: pytest tests/test_gpu_pack.py
 """
 import argparse
@@ -253,7 +253,6 @@ def write_wheels(wheels: dict[str, Path], whl: Path) -> None:
 def tokenizer_dir(out: Path) -> None:
     """The embedded model's tokenizer and config files, no weights; tokenizer.json gzipped (3.4 -> 0.8 MiB):
     gpu_check.py unpacks it (tokenizer_path)."""
-    sys.path.insert(0, str(ROOT))
     from hrpo.embedded import embedded_dir
     out.mkdir(parents=True, exist_ok=True)
     for f in embedded_dir().iterdir():

@@ -1,4 +1,4 @@
-"""The app parts of the device check (issue 25, item 5); scripts/gpu_check.py runs them as `app` and `single`.
+"""The app parts of the device check (issue 25, item 5); gpu/gpu_check.py runs them as `app` and `single`.
 
   app     `python app.py` on the GPU (HRPO_MODEL=tiny-random: it needs only the carried tokenizer), then three
           sequential Live requests through gradio_client's /generate (streamed), each timed from submit to
@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import gpu_check
-
+from gpu import gpu_check
 from hrpo.config import RolloutConfig
 from hrpo.fastpath import StaticDecoder
 from hrpo.rollout import Decoder
@@ -36,7 +35,7 @@ def start_app(work: Path, port: int) -> subprocess.Popen:
     """app.py as __main__ in a child process, on tiny-random, with gpu_check's tokenizer patch applied."""
     env = {**os.environ, "HRPO_MODEL": "tiny-random", "HRPO_RUNS": str(work / "runs"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    boot = (f"import runpy, sys; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'scripts')!r}]; import gpu_check; "
+    boot = ("import runpy, sys; from gpu import gpu_check; "
             f"sys.argv = ['app.py', '--port', '{port}', '--host', '127.0.0.1']; "
             f"runpy.run_path({str(ROOT / 'app.py')!r}, run_name='__main__')")
     log = open(work / "app.log", "w")

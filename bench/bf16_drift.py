@@ -2,7 +2,7 @@
 
 Prints one JSON line per step: max and median |teacher-forced - rollout| log-prob and the step's seconds.
 --attn forces an attention implementation after loading (sdpa reproduces the drift before the fix).
-Run: PYTHONPATH=. python scripts/bf16_drift.py --dtype bfloat16 --mode hrpo [--attn sdpa]
+Run: python -m bench.bf16_drift --dtype bfloat16 --mode hrpo [--attn sdpa]
 """
 import argparse
 import json

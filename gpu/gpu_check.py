@@ -12,7 +12,7 @@ Parts, in this order (most wanted first; --parts picks some):
   train       HRPO steps (bf16, 4 prompts x G = 8, 256 new tokens) at the 1.5B and 135M shapes, eager rollouts
               then graph rollouts on the same steps' prompts: s/step (one warm-up, then --timed), drift, memory
   app         `python app.py` on the GPU (tiny-random): three sequential Live requests through gradio_client's
-              /generate, first and warm tokens/s (scripts/gpu_app_check.py)
+              /generate, first and warm tokens/s (gpu/gpu_app_check.py)
   single      single-row decode (the Live tab's case), eager vs graph, at the 135M and 1.5B shapes (same file)
   generate    transformers generate() (sampling, no latents) at the decode shape
   reference   hrpo.bench.reference_loop (the first benchmarks' slower loop) at the decode shape
@@ -22,8 +22,8 @@ the earlier ones were quicker than estimated, or alone: --parts generate,referen
 Then the decode table (every contender that ran, against the authors'-style loop and the weight-bandwidth
 limit) is printed and stored.  Nothing asserts midway: a failing part is recorded ("error") and the next
 one runs; a part whose estimated GPU time no longer fits before --deadline-s is skipped and recorded.
-On the device:  bash scripts/gpu_run.sh                         (about 5-6 minutes on an H200)
-CPU rehearsal:  PYTHONPATH=. .venv/bin/python scripts/gpu_check.py --quick        (tiny shapes, 1-2 minutes)
+On the device:  bash gpu/gpu_run.sh                         (about 5-6 minutes on an H200)
+CPU rehearsal:  .venv/bin/python -m gpu.gpu_check --quick        (tiny shapes, 1-2 minutes)
 """
 import argparse
 import dataclasses
@@ -41,8 +41,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.modules.setdefault("gpu_check", sys.modules[__name__])      # gpu_app_check imports this module, not a copy
+sys.modules.setdefault("gpu.gpu_check", sys.modules[__name__])  # gpu_app_check imports this module, not a copy
 
 import torch  # noqa: E402
 
@@ -384,7 +383,7 @@ def print_table(rows: list[dict]) -> None:
 
 
 def run_part(part, args, dev, work, deadline, save) -> dict:
-    from gpu_app_check import app_part, single_row_part
+    from gpu.gpu_app_check import app_part, single_row_part
     if part == "decode":
         return decode_part(args, dev)
     if part == "profile":

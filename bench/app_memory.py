@@ -8,7 +8,7 @@ after and --settle s after each burst.  Variants, to find what grows and what bo
   arena2    MALLOC_ARENA_MAX=2 in the app's environment (glibc: at most 2 malloc arenas)
   bound     the app started through hrpo.memory.bound_memory() (2 arenas + malloc_trim every 10 s),
             what the app would do by calling it at start-up
-  python scripts/app_memory.py [--variant plain,arena2,bound] [--model default] [--bursts 4]
+  python -m bench.app_memory [--variant plain,arena2,bound] [--model default] [--bursts 4]
                                [--concurrency 8] [--new 64] [--settle 12] [--json]
 The figure depends on the machine and on what else runs on it; say so when quoting it.
 """

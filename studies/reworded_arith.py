@@ -4,17 +4,15 @@ Same arithmetic as `arith:2` (one addition or subtraction, numbers <= 20, the sa
 different sentence frames, objects and question forms, so accuracy here says whether training generalised
 beyond the task's templates.  Deterministic (seeded); writes `{"question", "answer"}` lines for `jsonl:PATH`.
 
-    python scripts/reworded_arith.py --n 300 --out runs/eval/reworded.jsonl
+    python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
     python -m hrpo eval --model SPEC --task jsonl:runs/eval/reworded.jsonl --greedy
 """
 import argparse
 import json
 import random
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from hrpo.tasks import ANSWER_HINT  # noqa: E402
+from hrpo.tasks import ANSWER_HINT
 
 PLACES = ("A shelf", "A basket", "A drawer", "A box", "A jar", "A bag", "A tray", "A crate")
 THINGS = ("plates", "socks", "candles", "buttons", "forks", "nails", "bottles", "tickets", "keys", "leaves")

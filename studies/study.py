@@ -6,20 +6,18 @@ models it also records the hidden ratio of thinking tokens by token type.  `repo
 95% bootstrap interval over problems and seeds (models named MODE-...-sSEED are pooled per MODE prefix given
 with --group), the paired HRPO - GRPO difference, lengths and hidden ratios, as Markdown.
 
-    python scripts/reworded_arith.py --n 300 --out runs/eval/reworded.jsonl
-    python scripts/study.py run --out runs/eval/study --limit 300 \
-        --sets arith:2,jsonl:runs/eval/reworded.jsonl base=default grpo-s0=runs/study-grpo-s0/checkpoints/step-000100 ...
-    python scripts/study.py report --out runs/eval/study --group base,grpo,hrpo-r0.95
+    python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
+    python -m studies.study run --out runs/eval/study --limit 300 \
+        --sets arith:2,jsonl:runs/eval/reworded.jsonl \
+        base=default grpo-s0=runs/study-grpo-s0/checkpoints/step-000100 ...
+    python -m studies.study report --out runs/eval/study --group base,grpo,hrpo-r0.95
 """
 import argparse
 import json
 import random
 import re
-import sys
 import unicodedata
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def set_name(spec: str) -> str:
@@ -52,6 +50,7 @@ def gate_by_token_type(hm, problems, cfg) -> dict:
 
 def cmd_run(args) -> None:
     import torch
+
     from hrpo.checkpoint import is_checkpoint, read_config
     from hrpo.config import GateConfig, RolloutConfig
     from hrpo.evaluate import evaluate
@@ -106,9 +105,11 @@ def cmd_report(args) -> None:
     files = sorted(out.glob("*__*.jsonl"))
     sets = sorted({f.stem.split("__")[1] for f in files})
     names = sorted({f.stem.split("__")[0] for f in files})
-    groups = {g: [n for n in names if n == g or re.fullmatch(re.escape(g) + r"-s\d+", n)] for g in args.group.split(",")}
+    groups = {g: [n for n in names if n == g or re.fullmatch(re.escape(g) + r"-s\d+", n)]
+              for g in args.group.split(",")}
     for s in sets:
-        print(f"\n#### {s}\n\n| model | seeds | accuracy (95% CI) | correct, any format | format | mean length | hidden ratio |")
+        print(f"\n#### {s}\n\n| model | seeds | accuracy (95% CI) | correct, any format | format | mean length "
+              "| hidden ratio |")
         print("|---|---|---|---|---|---|---|")
         per = {}
         for g, members in groups.items():
@@ -116,7 +117,8 @@ def cmd_report(args) -> None:
             rows = [load_rows(out, n, s) for n in present]
             if not rows:
                 continue
-            per[g] = {n.rpartition("-")[2]: [r["reward"] for r in rs] for n, rs in zip(present, rows)}   # seed -> rewards
+            per[g] = {n.rpartition("-")[2]: [r["reward"] for r in rs]                     # seed -> rewards
+                      for n, rs in zip(present, rows)}
             m, lo, hi = bootstrap(list(per[g].values()))
             flat = [r for rs in rows for r in rs]
             avg = lambda k: sum(float(r[k]) for r in flat) / len(flat)  # noqa: E731
@@ -135,7 +137,8 @@ def cmd_report(args) -> None:
                 continue
             diff = [[x - y for x, y in zip(ra, rb)] for ra, rb in matched]
             m, lo, hi = bootstrap(diff)
-            print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, seeds {', '.join(seeds)}")
+            print(f"\n{a} - {b}: {m:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}), paired over problems, "
+                  f"seeds {', '.join(seeds)}")
 
 
 def main() -> None:

@@ -1,29 +1,23 @@
-"""Issue-29 sweep table from whatever scripts/gate_sweep.py has finished (Markdown on stdout, JSON with --json).
+"""Issue-29 sweep table from whatever studies/gate_sweep.py has finished (Markdown on stdout, JSON with --json).
 
 Per setting (runs NAME-sSEED pooled over seeds): training progress; held-out greedy accuracy on both sets
-(hybrid decoding) with 95% bootstrap intervals over problems and seeds (scripts/study.py's bootstrap); the
+(hybrid decoding) with 95% bootstrap intervals over problems and seeds (studies/study.py's bootstrap); the
 latent ablation hybrid - plain (gate forced to a = 1) paired over problems; the difference to GRPO where
 the grpo run is evaluated; and gate selectivity (hrpo.selectivity): p90/p10 of the per-token hidden
 ratio and its mean by token type and line position, on the held-out arith set's hybrid traces and, from
 metrics.jsonl, over the last 10 training steps.  Targets of the issue: p90/p10 >= 1.5 with a per-type
 pattern that repeats across seeds, ablation > 0 with its interval above 0, accuracy not below GRPO's.
 
-    .venv/bin/python scripts/gate_report.py [--out runs/gate-sweep] [--json runs/gate-sweep/report.json]
+    .venv/bin/python -m studies.gate_report [--out runs/gate-sweep] [--json runs/gate-sweep/report.json]
 """
 import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from study import bootstrap  # noqa: E402
-
-from hrpo.selectivity import SELECTIVITY, selectivity  # noqa: E402
+from hrpo.selectivity import SELECTIVITY, selectivity
+from studies.study import bootstrap
 
 SETS = ("arith", "reworded")
 TYPES = ("digit", "operator", "word", "punct", "line_first", "line_later")

@@ -5,19 +5,19 @@ Every setting is the shipped recipe (docs/DESIGN.md section 2) cut to 100 update
 without weight decay on W_r / W_i (`--gate-weight-decay 0`; Lambda keeps its decay 0.1), the paper's Lambda
 learning rate 1e-3 beside the shipped 3e-2 at the best gate setting (`--best NAME`), and the GRPO baseline.
 Runs go one after another (2 shared cores), each right after training evaluated greedily in fp32 on both
-held-out sets (300 arith:2 test problems and 300 reworded ones, scripts/reworded_arith.py) twice: hybrid,
+held-out sets (300 arith:2 test problems and 300 reworded ones, studies/reworded_arith.py) twice: hybrid,
 and with the gate forced to a = 1 (plain decoding, the latent ablation).  Per evaluated problem it keeps
 the reward and, for hybrid decoding, the selectivity records of its thinking tokens (hrpo.selectivity).
 
 Everything is resumable: a finished run (checkpoints/step-000100) is not trained again, an unfinished one
 continues with `--resume` from its newest checkpoint (every 10 steps), an evaluation file already written
-is not redone.  So after an interruption, run the same command again.  `scripts/gate_report.py` builds the
+is not redone.  So after an interruption, run the same command again.  `studies/gate_report.py` builds the
 table from whatever has finished.
 
-    nohup nice -n 19 .venv/bin/python scripts/gate_sweep.py run > runs/gate-sweep/sweep.log 2>&1 &
-    .venv/bin/python scripts/gate_sweep.py run --only glr3e-2-nowd --seeds 1      # a second seed
-    .venv/bin/python scripts/gate_sweep.py run --only lam1e-3 --best glr3e-2-nowd  # paper's Lambda lr
-    .venv/bin/python scripts/gate_sweep.py list
+    nohup nice -n 19 .venv/bin/python -m studies.gate_sweep run > runs/gate-sweep/sweep.log 2>&1 &
+    .venv/bin/python -m studies.gate_sweep run --only glr3e-2-nowd --seeds 1      # a second seed
+    .venv/bin/python -m studies.gate_sweep run --only lam1e-3 --best glr3e-2-nowd  # paper's Lambda lr
+    .venv/bin/python -m studies.gate_sweep list
 """
 import argparse
 import fcntl
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 STEPS = 100
 RECIPE = ["--model", "default", "--task", "arith", "--steps", str(STEPS), "--group-size", "8", "--batch-prompts", "4",
@@ -83,7 +82,7 @@ def held_out(out: Path, limit: int) -> dict:
     from hrpo.tasks import load_task
     reworded = out / "reworded.jsonl"
     if not reworded.exists():
-        subprocess.check_call([sys.executable, str(ROOT / "scripts" / "reworded_arith.py"), "--n", str(limit),
+        subprocess.check_call([sys.executable, "-m", "studies.reworded_arith", "--n", str(limit),
                                "--out", str(reworded)], cwd=ROOT)
     specs = {**SETS, "reworded": f"jsonl:{reworded}"}
     return {s: load_task(spec, "test", limit=limit).problems for s, spec in specs.items()}
@@ -97,12 +96,12 @@ def evaluate_run(out: Path, name: str, sets: dict, hybrid_model: bool, max_new_t
         return
     import torch
 
-    from hrpo.selectivity import thinking_records
     from hrpo.checkpoint import read_config
     from hrpo.config import RolloutConfig
     from hrpo.fastpath import make_decoder
     from hrpo.models import load_model
     from hrpo.rewards import score
+    from hrpo.selectivity import thinking_records
     spec = final_checkpoint(out / name)
     torch.manual_seed(0)
     hm = load_model(str(spec), device="cpu", dtype="float32")

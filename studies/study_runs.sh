@@ -3,7 +3,7 @@
 # 2-core dev CPU (one thread each). Rounds 1-2: 1 prompt x G = 8 per update, fp32 (exact: logprob_drift
 # ~1e-5). Round 3: PROMPTS=4 DTYPE=bfloat16 (names get -b4-bf16). STEPS=300 (names get -n300) for the
 # long runs. RESUME=--resume carries runs on.
-#   bash scripts/study_runs.sh [SEED]        (R_MINS="0.99" for one HRPO run beside GRPO)
+#   bash studies/study_runs.sh [SEED]        (R_MINS="0.99" for one HRPO run beside GRPO)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-0}; PROMPTS=${PROMPTS:-1}; DTYPE=${DTYPE:-float32}; STEPS=${STEPS:-100}

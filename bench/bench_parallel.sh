@@ -3,7 +3,7 @@
 # one update over both), two independent runs side by side (one thread each), or one process with 2 prompts
 # (2 threads)?  Every contender trains STEPS updates on 2 prompts x G = 8 per update in all (the side-by-side
 # pair: 1 prompt each); prints seconds per update (mean over steps 2..STEPS; step 1 warms up) and wall time.
-#   bash scripts/bench_parallel.sh [STEPS]        (fp32 like the study; DTYPE=bfloat16 to change)
+#   bash bench/bench_parallel.sh [STEPS]        (fp32 like the study; DTYPE=bfloat16 to change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-4}

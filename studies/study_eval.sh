@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Issue-10 study evaluation: every model of the seed-SEED runs on 300 held-out arith:2 problems and 300
-# reworded ones (scripts/reworded_arith.py), greedy, fp32; two processes side by side, one thread each.
+# reworded ones (studies/reworded_arith.py), greedy, fp32; two processes side by side, one thread each.
 # Seed 0 also evaluates the base model, HRPO r_min 0.95 and the latent ablation; SEEDS="1 2" evaluates the
 # headline pair (HRPO r_min 0.99 and GRPO) of each of those seeds instead; TAG=-b4-bf16 picks round 3's runs
 # (PROMPTS=4 DTYPE=bfloat16 in study_runs.sh).
-#   bash scripts/study_eval.sh [SEED] [STEP]      then: python scripts/study.py report --group ...
-#   SEEDS="1 2" bash scripts/study_eval.sh;  TAG=-b4-bf16 SEEDS=1 bash scripts/study_eval.sh
+#   bash studies/study_eval.sh [SEED] [STEP]      then: python -m studies.study report --group ...
+#   SEEDS="1 2" bash studies/study_eval.sh;  TAG=-b4-bf16 SEEDS=1 bash studies/study_eval.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEED=${1:-0}; STEP=${2:-000100}
 OUT=runs/eval/study
-.venv/bin/python scripts/reworded_arith.py --n 300 --out runs/eval/reworded.jsonl
-ev() { OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python scripts/study.py run --out $OUT --limit 300 \
+.venv/bin/python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
+ev() { OMP_NUM_THREADS=1 .venv/bin/python -m studies.study run --out $OUT --limit 300 \
          --sets arith:2,jsonl:runs/eval/reworded.jsonl "$@"; }
 ck() { echo "runs/$1/checkpoints/step-$STEP"; }
 if [ -n "${SEEDS:-}" ]; then                      # the pair of every seed, spread over the two processes

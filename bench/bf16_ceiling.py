@@ -7,8 +7,8 @@
            --rounds runs, dtypes alternated, then one run under the torch profiler per dtype, its operator
            time split into matrix products (aten::mm) and the rest.
 Every row is one JSON line.
-    PYTHONPATH=. python scripts/bf16_ceiling.py gemm
-    PYTHONPATH=. python scripts/bf16_ceiling.py profile --top 12
+    python -m bench.bf16_ceiling gemm
+    python -m bench.bf16_ceiling profile --top 12
 """
 import argparse
 import json

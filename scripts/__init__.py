@@ -1,0 +1,1 @@
+"""What users run: python -m scripts.NAME from the repository root (scripts/README.md)."""
