@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSE_S = 1.0
 PROMPT = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
           "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?")
 
@@ -83,8 +84,10 @@ def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
         api_run(client, model, PROMPT, 8)                    # warm-up: the app loads its model
         decoder_run(hm, PROMPT, 8)
         rows = []
-        for _ in range(repeats):
-            rows += [decoder_run(hm, PROMPT, tokens), api_run(client, model, PROMPT, tokens)]
+        for _ in range(repeats):           # a pause before each run: neither process's threads still busy
+            for run in (lambda: decoder_run(hm, PROMPT, tokens), lambda: api_run(client, model, PROMPT, tokens)):
+                time.sleep(PAUSE_S)
+                rows.append(run())
     finally:
         proc.terminate()
         proc.wait(timeout=60)

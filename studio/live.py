@@ -19,7 +19,7 @@ from hrpo.rollout import Trace
 from .common import Studio, number, rollout_config, user_error
 from .gpu import gpu_task, live_seconds
 
-UPDATE_S = 0.25          # tokens and status at most this often
+UPDATE_S = 0.25          # tokens and status at most this often (bench/bench_live.py measures the cost)
 CHART_S = 3.0            # the chart at most this often (a plotly figure is the costly part of an update)
 EXAMPLES = [
     "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?",
