@@ -45,6 +45,7 @@ sys.modules.setdefault("gpu.gpu_check", sys.modules[__name__])  # gpu_app_check 
 
 import torch  # noqa: E402
 
+from gpu.gpu_table import decode_table, print_table  # noqa: E402
 from hrpo import bench, fastpath  # noqa: E402
 from hrpo.config import RolloutConfig, TrainConfig  # noqa: E402
 from hrpo.fastpath import StaticDecoder  # noqa: E402
@@ -55,7 +56,6 @@ from hrpo.rollout import Decoder  # noqa: E402
 ESTIMATE_S = {"decode": 60, "profile": 15, "authors": 20, "train": 55, "app": 45, "single": 30, "generate": 40,
               "reference": 48, "train_grpo": 45}
 PARTS = list(ESTIMATE_S)
-BANDWIDTH_TBS = [("H200", 4.8), ("H100 PCIe", 2.0), ("H100", 3.35)]    # HBM bandwidth by device name
 
 
 def tokenizer_path(where: str) -> Path:
@@ -340,46 +340,6 @@ def train_one(args, dev, work, shape, mode, Trainer) -> dict:
           flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return R
-
-
-def bandwidth_limit(device: str, param_bytes: int | None, batch: int) -> float | None:
-    """tokens/s if each step read every weight once at the device's HBM bandwidth (None: unknown device)."""
-    tbs = next((b for name, b in BANDWIDTH_TBS if name in device), None)
-    return batch * tbs * 1e12 / param_bytes if tbs and param_bytes else None
-
-
-def decode_table(R: dict) -> list[dict]:
-    """The decode contenders that ran, tokens/s, x the authors'-style loop, x eager (sampled)."""
-    parts, rows = R["parts"], []
-    dec = parts.get("decode", {})
-    loops = {k: v for name in ("authors", "reference", "generate") for k, v in parts.get(name, {}).items()}
-    label = {"generate": "transformers generate() (sampling, no latents)",
-             "authors": "authors'-style hybrid loop (hrpo.bench.authors_loop)",
-             "reference": "hrpo.bench.reference_loop (per-row re-decode)"}
-    for name in ("generate", "authors", "reference"):
-        if "tokens_per_s" in loops.get(name, {}):
-            rows.append({"contender": label[name], "tokens_per_s": loops[name]["tokens_per_s"]})
-    for what, key in (("eager Decoder", "eager"), ("StaticDecoder, graph replayed", "graph_replayed")):
-        for mode in ("greedy", "sampled"):
-            if key in dec.get(mode, {}):
-                rows.append({"contender": f"{what} ({mode})", "tokens_per_s": dec[mode][key]["tokens_per_s"]})
-    limit = bandwidth_limit(R["device"], dec.get("param_bytes"), dec.get("batch", 0))
-    if limit:
-        rows.append({"contender": "weight-bandwidth limit", "tokens_per_s": limit})
-    authors = loops.get("authors", {}).get("tokens_per_s")
-    eager = dec.get("sampled", {}).get("eager", {}).get("tokens_per_s")
-    for r in rows:
-        r["vs_authors"] = r["tokens_per_s"] / authors if authors else None
-        r["vs_eager_sampled"] = r["tokens_per_s"] / eager if eager else None
-    return rows
-
-
-def print_table(rows: list[dict]) -> None:
-    print("\n| contender | tokens/s | x authors' loop | x eager (sampled) |\n|---|---|---|---|")
-    for r in rows:
-        ratio = lambda x: f"{x:.2f}" if x else "-"                       # noqa: E731
-        print(f"| {r['contender']} | {r['tokens_per_s']:,.0f} | {ratio(r['vs_authors'])} | "
-              f"{ratio(r['vs_eager_sampled'])} |")
 
 
 def run_part(part, args, dev, work, deadline, save) -> dict:
