@@ -14,8 +14,6 @@ The figure depends on the machine and on what else runs on it; say so when quoti
 """
 import argparse
 import json
-import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,37 +24,20 @@ from pathlib import Path
 
 import psutil
 
+from studio.process import start_app
+
 ROOT = Path(__file__).resolve().parents[1]
-BOUND = ("import runpy, sys; from hrpo.memory import bound_memory; bound_memory(); "
-         "sys.argv = ['app.py', *sys.argv[1:]]; runpy.run_path('app.py', run_name='__main__')")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def start(variant: str, model: str, log) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "HRPO_MODEL": model,
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    args = ["--port", str(port), "--host", "127.0.0.1"]
-    cmd = [sys.executable, "app.py", *args]
+    """The app as shipped (`bound`: app.py calls hrpo.memory.bound_memory()), without the bound (`plain`,
+    HRPO_BOUND_MEMORY=0), or without it but with MALLOC_ARENA_MAX=2 (`arena2`)."""
+    env = {"HRPO_MODEL": model, "GRADIO_ANALYTICS_ENABLED": "False"}
+    if variant in ("plain", "arena2"):
+        env["HRPO_BOUND_MEMORY"] = "0"
     if variant == "arena2":
         env["MALLOC_ARENA_MAX"] = "2"
-    elif variant == "bound":
-        cmd = [sys.executable, "-c", BOUND, *args]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"the app did not start (see {log.name})")
+    proc, url, _ = start_app(env=env, log=log.name, limit_s=300)
+    return proc, url
 
 
 def rss_mb(pid: int) -> float:

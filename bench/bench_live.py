@@ -11,43 +11,17 @@ Test: pytest tests/test_bench_live.py
 """
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from studio.process import start_app, stop_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE_S = 1.0
 PROMPT = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
           "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(model: str, log: Path) -> tuple[subprocess.Popen, str]:
-    """`python app.py` on a free loopback port with HRPO_MODEL=model; returns (process, url) once it answers."""
-    port = free_port()
-    env = {**os.environ, "HRPO_MODEL": model, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the app exited: see {log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not start within 300 s")
 
 
 def decoder_run(hm, prompt: str, tokens: int) -> dict:
@@ -77,7 +51,7 @@ def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
     import gradio_client
 
     from hrpo.models import load_model
-    proc, url = start_app(model, log)
+    proc, url, _ = start_app(env={"HRPO_MODEL": model}, log=log, limit_s=300)
     try:
         client = gradio_client.Client(url, verbose=False)
         hm = load_model(str(ROOT / model) if (ROOT / model).exists() else model)
@@ -89,8 +63,7 @@ def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
                 time.sleep(PAUSE_S)
                 rows.append(run())
     finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+        stop_app(proc)
     med = {how: statistics.median(r["tokens_per_s"] for r in rows if r["how"] == how) for how in ("decoder", "api")}
     return {"model": model, "tokens": tokens, "repeats": repeats, "dtype": str(hm.dtype), "rows": rows,
             "decoder_tokens_per_s": med["decoder"], "api_tokens_per_s": med["api"],

@@ -8,10 +8,7 @@
           then replayed), bf16, EOS off, at the SmolLM2-135M and Qwen2.5-1.5B shapes.
 Run through gpu_check.py: `--parts app,single` (add --quick on CPU).
 """
-import os
 import re
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,40 +17,10 @@ from gpu import gpu_check
 from hrpo.config import RolloutConfig
 from hrpo.fastpath import StaticDecoder
 from hrpo.rollout import Decoder
+from studio.process import start_app, stop_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(work: Path, port: int) -> subprocess.Popen:
-    """app.py as __main__ in a child process, on tiny-random, with gpu_check's tokenizer patch applied."""
-    env = {**os.environ, "HRPO_MODEL": "tiny-random", "HRPO_RUNS": str(work / "runs"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    boot = ("import runpy, sys; from gpu import gpu_check; "
-            f"sys.argv = ['app.py', '--port', '{port}', '--host', '127.0.0.1']; "
-            f"runpy.run_path({str(ROOT / 'app.py')!r}, run_name='__main__')")
-    log = open(work / "app.log", "w")
-    return subprocess.Popen([sys.executable, "-c", boot], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_serving(proc: subprocess.Popen, port: int, log: Path, limit_s: float = 120) -> float:
-    """Seconds until the app accepts connections; raises if it exits or takes longer than limit_s."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < limit_s:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return time.perf_counter() - t0
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"app.py exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            time.sleep(0.5)
-    raise TimeoutError(f"app.py not serving after {limit_s:.0f} s: {log.read_text()[-2000:]}")
 
 
 def generate_kwargs(client, values: dict) -> dict:
@@ -75,9 +42,9 @@ def live_request(client, kwargs: dict) -> dict:
     """One streamed /generate: wall time, tokens and tokens/s as the app's status line reports them."""
     t0 = time.perf_counter()
     job = client.submit(**kwargs, api_name="/generate")
-    updates = sum(1 for _ in job)
-    outputs = job.result()
+    outputs = job.result()                 # waits without polling (iterating a Job polls every 1 ms)
     wall = time.perf_counter() - t0
+    updates = len(job.outputs())
     status = next((x for x in reversed(outputs) if isinstance(x, str) and "tokens" in x), "")
     tokens = re.search(r"(\d+) tokens", status)
     rate = re.search(r"([\d.]+) tokens/s", status)
@@ -88,12 +55,14 @@ def live_request(client, kwargs: dict) -> dict:
 
 def app_part(args, dev, work: Path) -> dict:
     import gradio_client
-    port = free_port()
-    proc = start_app(work, port)
+    boot = ("import runpy, sys; from gpu import gpu_check; sys.argv = ['app.py', *sys.argv[1:]]; "
+            f"runpy.run_path({str(ROOT / 'app.py')!r}, run_name='__main__')")   # with gpu_check's tokenizer patch
+    proc, url, serving_s = start_app(env={"HRPO_MODEL": "tiny-random", "HRPO_RUNS": str(work / "runs")},
+                                     log=work / "app.log", cmd=[sys.executable, "-c", boot], limit_s=120)
     try:
-        R = {"serving_s": wait_serving(proc, port, work / "app.log"), "model": "tiny-random",
+        R = {"serving_s": serving_s, "model": "tiny-random",
              "new_tokens": args.app_new, "cuda_in_parent": dev.type == "cuda"}
-        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        client = gradio_client.Client(url, verbose=False)
         kwargs = generate_kwargs(client, {"model": "tiny-random", "prompt": PROMPT, "max_new": args.app_new,
                                           "temperature": 0.5, "top_k": 50, "seed": 0, "greedy": False,
                                           "hybrid": True})
@@ -102,11 +71,7 @@ def app_part(args, dev, work: Path) -> dict:
             R["requests"].append(live_request(client, kwargs))
             print(f"[app] request {i + 1}: {R['requests'][-1]}", flush=True)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_app(proc)
     reqs = R["requests"]
     R["first_tokens_per_s"] = reqs[0]["wall_tokens_per_s"]
     R["warm_tokens_per_s"] = sum(r["wall_tokens_per_s"] for r in reqs[1:]) / 2

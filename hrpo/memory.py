@@ -16,6 +16,7 @@ Test: pytest tests/test_reliability_round3.py -k memory
 """
 import ctypes
 import ctypes.util
+import os
 import threading
 
 M_ARENA_MAX = -8                                     # glibc's mallopt parameter numbers (malloc.h)
@@ -43,9 +44,9 @@ def bound_memory(arenas: int = 2, trim_every_s: float = 10.0) -> bool:
     """Cap glibc's malloc arenas at `arenas` and trim free memory every `trim_every_s` s (0: never).
 
     Call once at start-up, before request threads allocate; later calls change nothing.  Returns
-    False where the C library is not glibc (nothing done)."""
+    False where the C library is not glibc, or HRPO_BOUND_MEMORY=0 (nothing done; for comparisons)."""
     libc = glibc()
-    if libc is None:
+    if libc is None or os.environ.get("HRPO_BOUND_MEMORY") == "0":
         return False
     if _TRIMMER:
         return True

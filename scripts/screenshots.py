@@ -8,40 +8,13 @@ and the Noto CJK fonts (setup.sh installs both where apt and root are available)
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = {"live.png": "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?",
            "live-zh.png": "小明有5个苹果，又买了3个。他现在有几个苹果？"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_app(port: int, model: str | None, log) -> subprocess.Popen:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    if model:
-        env["HRPO_MODEL"] = model
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("error: the app exited; see its log")
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("error: the app did not start within 120 s")
 
 
 def shoot(page, url: str, prompt: str, path: Path) -> str:
@@ -68,23 +41,22 @@ def main(argv=None) -> int:
               file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = open(out / ".screenshots-app.log", "w")
-    app = start_app(port, args.model, log)
+    from studio.process import start_app, stop_app
+    log = out / ".screenshots-app.log"
+    env = {k: v for k, v in os.environ.items() if k != "HRPO_MODEL"}
+    app, url, _ = start_app(env={"HRPO_MODEL": args.model} if args.model else {}, base_env=env, log=log, limit_s=120)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium", headless=True,
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             for name, prompt in PROMPTS.items():
-                status = shoot(page, f"http://127.0.0.1:{port}/", prompt, out / name)
+                status = shoot(page, url, prompt, out / name)
                 print(f"{out / name}: {status}")
             browser.close()
     finally:
-        app.terminate()
-        app.wait(timeout=30)
-        log.close()
-        (out / ".screenshots-app.log").unlink(missing_ok=True)
+        stop_app(app)
+        log.unlink(missing_ok=True)
     return 0
 
 

@@ -1,40 +1,20 @@
 """Every callback path of the app through gradio_client, against `python app.py` on localhost."""
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from studio import process
 
 gradio_client = pytest.importorskip("gradio_client")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_app(log_path, **env_extra):
-    """`python app.py` on a free loopback port; returns (process, url) once the port answers."""
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), **env_extra}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 180                       # imports alone take ~35 s on a busy 2-core machine
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, f"http://127.0.0.1:{port}/"
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    pytest.fail("the app did not start within 180 s")
+    """`python app.py` on a free loopback port with env_extra; returns (process, url) once the port answers."""
+    proc, url, _ = process.start_app(env=env_extra, log=log_path)
+    return proc, url
 
 
 @pytest.fixture(scope="module")
@@ -187,21 +167,11 @@ def test_opens_on_hrpo_gradio_port_and_training_dynamics(tmp_path):
     runs = tmp_path / "runs"
     write_metrics(runs / "h", "hrpo", 0.1)
     write_metrics(runs / "g", "grpo", 0.0)
-    port = free_port()
+    port = process.free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("HRPO_MODEL", "PORT", "HOST")}
-    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=str(ROOT), GRADIO_SERVER_PORT=str(port), HRPO_RUNS=str(runs))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
-                            stdout=open(tmp_path / "log", "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
+    proc, url, _ = process.start_app(env=dict(GRADIO_SERVER_PORT=str(port), HRPO_RUNS=str(runs)), base_env=env,
+                                     log=tmp_path / "log", port=0)            # GRADIO_SERVER_PORT alone picks it
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "log").read_text()
-                time.sleep(0.5)
         comp = components(url)
         assert comp["model"]["value"] == "checkpoints/smollm2-arith-hrpo"
         offered = [c[0] if isinstance(c, (list, tuple)) else c for c in comp["model"]["choices"]]
