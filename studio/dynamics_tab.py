@@ -12,13 +12,19 @@ from analysis import dynamics, plots
 from .common import Studio, number
 
 
+def selection(st: Studio, selected, smooth) -> tuple[dict, dict, int, list]:
+    """(every run with metrics, the selected ones, the moving-average window, their signature): a figure is
+    redrawn only when the signature changed (a selected run's metrics.jsonl grew, or the selection did)."""
+    found = st.host.dynamics_dirs()
+    chosen = {k: found[k] for k in (selected or []) if k in found}
+    window = max(1, min(100, number(smooth, "moving average", True)))
+    return found, chosen, window, dynamics.signature(chosen) + [window]
+
+
 def make_show(st: Studio):
     def show_dynamics(selected, smooth, last=None):
         """The figure of the selected runs; skipped (no redraw) when their files did not grow."""
-        found = st.host.dynamics_dirs()
-        chosen = {k: found[k] for k in (selected or []) if k in found}
-        window = max(1, min(100, number(smooth, "moving average", True)))
-        sig = dynamics.signature(chosen) + [window]
+        found, chosen, window, sig = selection(st, selected, smooth)
         if last is not None and sig == last:
             return gr.skip(), gr.skip(), last
         if not chosen:
@@ -33,10 +39,7 @@ def make_show(st: Studio):
 def make_show_selectivity(st: Studio):
     def show_selectivity(selected, smooth, last=None):
         """Gate selectivity of the selected HRPO runs (token-type means, p90/p10); skipped when nothing grew."""
-        found = st.host.dynamics_dirs()
-        chosen = {k: found[k] for k in (selected or []) if k in found}
-        window = max(1, min(100, number(smooth, "moving average", True)))
-        sig = dynamics.signature(chosen) + [window]
+        _, chosen, window, sig = selection(st, selected, smooth)
         if last is not None and sig == last:
             return gr.skip(), last
         return dynamics.selectivity_figure(dynamics.load_runs(chosen), smooth=window), sig
