@@ -94,6 +94,7 @@ def make_live(st: Studio):
 
 
 def make_step_details(st: Studio):
+    @user_error
     @gpu_task(lambda run, evt: 20)
     def step_details(run, evt: gr.SelectData):
         """The selected step's details; it also becomes the counterfactual's step k."""
