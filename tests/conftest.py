@@ -55,3 +55,19 @@ def run_cli(*args: str, timeout: int = 300):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small decodes: one intra-op thread avoids OpenMP spinning on a busy machine (opt in with usefixtures)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def eager_keeps_every_row(monkeypatch):
+    """The eager decoder keeps its finished rows, as the static decoder computes every row to the end (dropping
+    them changes the fp32 GEMMs' row count and so their rounding)."""
+    monkeypatch.setattr("hrpo.rollout.MIN_ROWS", 10**9)

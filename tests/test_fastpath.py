@@ -22,18 +22,7 @@ PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "What is 12 + 7?",
 PIECES = ["#", "##", "###", "####", " #", "a#", "#a", "a", " ", "", "#a#", "##b##", "x###", "###y"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small decodes: one intra-op thread avoids OpenMP spinning on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def eager_keeps_every_row(monkeypatch):
-    monkeypatch.setattr("hrpo.rollout.MIN_ROWS", 10**9)
+pytestmark = pytest.mark.usefixtures("one_thread", "eager_keeps_every_row")
 
 
 def pieced(hm, pieces: dict[int, str]):

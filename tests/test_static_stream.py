@@ -21,19 +21,7 @@ from hrpo.teacher_forcing import completion_logprobs, pack
 QUESTIONS = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?", "2 + 2?"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def eager_keeps_every_row(monkeypatch):
-    """The static decoder computes every row to the end; the eager one, compared, keeps its finished rows too
-    (dropping them changes the fp32 GEMMs' row count and so their rounding)."""
-    monkeypatch.setattr("hrpo.rollout.MIN_ROWS", 10**9)
+pytestmark = pytest.mark.usefixtures("one_thread", "eager_keeps_every_row")
 
 
 def streamed(dec) -> list[list]:
