@@ -73,20 +73,6 @@ def head_logprobs(hidden: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor,
     return _selected_logprob(sel.float() / temperature, top_k)
 
 
-def sampling_distribution(logits: torch.Tensor, top_k: int, temperature: float):
-    """(probs, log-probs, token indices) of softmax(top_k(logits) / tau); indices None = whole vocab.
-
-    logits (B, V) -> probs (B, k), logp (B, k), idx (B, k) sorted by probability (k = V without top-k).
-    """
-    logits = logits.float()
-    if top_k <= 0 or top_k >= logits.shape[-1]:
-        logp = torch.log_softmax(logits / temperature, dim=-1)                 # (B, V)
-        return logp.exp(), logp, None
-    vals, idx = logits.topk(top_k, dim=-1)                                     # (B, k)
-    logp = torch.log_softmax(vals / temperature, dim=-1)
-    return logp.exp(), logp, idx
-
-
 def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """A = (R - mean_group) / (std_group + 1e-4) for rewards (B*G,) laid out group by group."""
     r = rewards.view(-1, group_size).float()                                   # (B, G)
