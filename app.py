@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from analysis import export
-from hrpo.memory import bound_memory
+from hrpo.memory import bound_memory, freeze_long_lived
 from studio import compare, dynamics_tab, latent_map, live, train_tab
 from studio.common import Studio
 
@@ -59,6 +59,20 @@ def build(st: Studio) -> gr.Blocks:
     return demo
 
 
+QUEUE_POLL_S = 0.01          # how often gradio's queue looks for a new job while idle (its default: 1 ms)
+
+
+def quiet_queue(demo: gr.Blocks) -> None:
+    """Gradio's queue loop polls for new jobs every 1 ms, all the time; each wake-up takes the GIL from the
+    decoding thread, which slows decoding measurably (`python -m bench.bench_live`).  A new job now waits at
+    most QUEUE_POLL_S longer to start.  `sleep_when_free` is gradio's own attribute (queueing.Queue);
+    tests/test_app.py checks that it is still there."""
+    queue = demo._queue
+    if not hasattr(queue, "sleep_when_free"):
+        raise RuntimeError("gradio's Queue has no sleep_when_free any more: update quiet_queue in app.py")
+    queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
+
+
 def server_address(host: str | None, port: int | None, env, hosted: bool) -> tuple[str, int]:
     """--host / --port when given, else Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, else HOST / PORT."""
     host = host or env.get("GRADIO_SERVER_NAME") or env.get("HOST") or ("0.0.0.0" if hosted else "127.0.0.1")
@@ -79,9 +93,11 @@ def main() -> None:
         for spec in dict.fromkeys([st.host.live_default(choices), *st.host.compare_default(choices)]):
             st.pool.get(spec)
     else:
-        st.pool.preload(st.host.live_default(choices))
+        st.pool.preload(st.host.live_default(choices), then=freeze_long_lived)
     demo = build(st)
+    freeze_long_lived()            # full GC passes skip the start-up heap (hrpo/memory.py: 0.2-0.3 s each)
     demo.queue(default_concurrency_limit=2 if st.host.hosted else 4, max_size=64 if st.host.hosted else None)
+    quiet_queue(demo)
     demo.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), show_error=False)
 
 

@@ -6,7 +6,7 @@ gradio_client and prints the app's RSS before, at the peak of (sampled every 0.1
 after and --settle s after each burst.  Variants, to find what grows and what bounds it:
   plain     the app as it ships
   arena2    MALLOC_ARENA_MAX=2 in the app's environment (glibc: at most 2 malloc arenas)
-  bound     the app started through hrpo.memory.bound_memory() (2 arenas + malloc_trim every 10 s),
+  bound     the app started through hrpo.memory.bound_memory() (2 arenas + malloc_trim once the process is quiet),
             what the app would do by calling it at start-up
   python -m bench.app_memory [--variant plain,arena2,bound] [--model default] [--bursts 4]
                                [--concurrency 8] [--new 64] [--settle 12] [--json]
@@ -100,7 +100,7 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--new", type=int, default=64, help="new tokens per request")
     ap.add_argument("--settle", type=float, default=12.0,
-                    help="seconds after each burst for the settled reading (bound trims every 10 s)")
+                    help="seconds after each burst for the settled reading (bound trims within 10 s of going quiet)")
     ap.add_argument("--json", action="store_true", help="one JSON line per variant")
     args = ap.parse_args()
     for variant in [v.strip() for v in args.variant.split(",") if v.strip()]:

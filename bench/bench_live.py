@@ -5,7 +5,9 @@ Side by side in one run, alternating, on the same model, prompt and settings (gr
             tokens / wall time from the call to the last step (prompt encoding and prefill included)
   api       `python app.py` on a loopback port, one `/generate` job through gradio_client: tokens / wall
             time from submit to the final result (queueing, every streamed update and the final table included)
-Prints both medians and api / decoder; --json writes the rows.  Nothing else may use the CPU meanwhile.
+Prints both medians, their ratio api / decoder, and the median of the per-pair ratios (each api run over the
+decoder run just before it: steadier when the machine's speed drifts); --json writes the rows.  A warm-up
+request of the same length goes first on both paths.  Nothing else may use the CPU meanwhile.
 Run: python -m bench.bench_live [--model checkpoints/smollm2-arith-hrpo] [--tokens 128] [--repeats 3]
 Test: pytest tests/test_bench_live.py
 """
@@ -55,8 +57,8 @@ def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
     try:
         client = gradio_client.Client(url, verbose=False)
         hm = load_model(str(ROOT / model) if (ROOT / model).exists() else model)
-        api_run(client, model, PROMPT, 8)                    # warm-up: the app loads its model
-        decoder_run(hm, PROMPT, 8)
+        api_run(client, model, PROMPT, tokens)               # warm-up at full length: the app loads its model,
+        decoder_run(hm, PROMPT, tokens)                      # both paths' caches and allocator grow to size
         rows = []
         for _ in range(repeats):           # a pause before each run: neither process's threads still busy
             for run in (lambda: decoder_run(hm, PROMPT, tokens), lambda: api_run(client, model, PROMPT, tokens)):
@@ -65,9 +67,10 @@ def bench(model: str, tokens: int, repeats: int, log: Path) -> dict:
     finally:
         stop_app(proc)
     med = {how: statistics.median(r["tokens_per_s"] for r in rows if r["how"] == how) for how in ("decoder", "api")}
+    pairs = [api["tokens_per_s"] / dec["tokens_per_s"] for dec, api in zip(rows[::2], rows[1::2])]
     return {"model": model, "tokens": tokens, "repeats": repeats, "dtype": str(hm.dtype), "rows": rows,
             "decoder_tokens_per_s": med["decoder"], "api_tokens_per_s": med["api"],
-            "ratio": med["api"] / med["decoder"]}
+            "ratio": med["api"] / med["decoder"], "pair_ratios": pairs, "pair_ratio": statistics.median(pairs)}
 
 
 def main(argv=None) -> int:
@@ -83,8 +86,8 @@ def main(argv=None) -> int:
         print(f"{r['how']:8s} {r['tokens']:4d} tokens {r['seconds']:7.2f} s {r['tokens_per_s']:7.2f} tokens/s"
               + (f" ({r['updates']} streamed updates)" if "updates" in r else ""))
     print(f"median: decoder {out['decoder_tokens_per_s']:.2f} tokens/s, Live through the API "
-          f"{out['api_tokens_per_s']:.2f} tokens/s, ratio {out['ratio']:.3f} ({out['model']}, {out['dtype']}, "
-          f"{out['tokens']} new tokens)")
+          f"{out['api_tokens_per_s']:.2f} tokens/s, ratio {out['ratio']:.3f}; median of per-pair ratios "
+          f"{out['pair_ratio']:.3f} ({out['model']}, {out['dtype']}, {out['tokens']} new tokens)")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0

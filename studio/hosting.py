@@ -212,14 +212,19 @@ class ModelPool:
                     raise
             return self.models[spec]
 
-    def preload(self, spec: str) -> None:
-        """Load `spec` in a background thread; a failure shows in the status line."""
+    def preload(self, spec: str, then=None) -> threading.Thread:
+        """Load `spec` in a background thread, then call `then()` (if given) after a successful load; a failure
+        shows in the status line."""
         def quiet():
             try:
                 self.get(spec)
             except Exception:         # noqa: BLE001 - recorded in self.status, shown by line()
-                pass
-        threading.Thread(target=quiet, daemon=True).start()
+                return
+            if then is not None:
+                then()
+        thread = threading.Thread(target=quiet, name="hrpo-preload", daemon=True)
+        thread.start()
+        return thread
 
     def line(self, spec: str) -> str:
         st = self.status.get(spec, "not loaded")

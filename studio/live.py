@@ -56,7 +56,7 @@ def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
     """Group a decoder's per-position events by time: yields (steps so far, True when this is the last group):
     the first token at once, then at most one group per `every` seconds while decoding, and always the final one.
     The decoder runs in the caller's thread between groups: decoding in a thread of its own, to overlap the page
-    updates, measured slower on a 2-core CPU (docs/LOG.md, 2026-12-04)."""
+    updates, is slower on a 2-core CPU (the page's work then competes with the decoder's threads)."""
     steps, last = [], None
     for batch in events:
         steps += [s for _, s in batch]

@@ -61,6 +61,17 @@ def test_live_step_figure_has_four_series_and_an_empty_hint():
     assert [t.name for t in fig.data] == ["gate a (mean over H)", "hidden ratio √(1-a²)", "entropy (nats)",
                                           "effective vocabulary 1/Σp²"]
     assert list(fig.data[3].y) == [3.0, 4.0, 5.0, 6.0] and list(fig.data[0].x) == [0, 1, 2, 3]
+    # the written-out layout places the series as plotly's make_subplots does (2 rows, right axes, shared x)
+    from plotly.subplots import make_subplots
+    ref = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                        specs=[[{"secondary_y": True}], [{"secondary_y": True}]])
+    for row, right in [(1, False), (1, True), (2, False), (2, True)]:
+        ref.add_scatter(x=[0], y=[0], row=row, col=1, secondary_y=right)
+    assert [(t.xaxis, t.yaxis) for t in fig.data] == [(t.xaxis, t.yaxis) for t in ref.data]
+    for axis in ("xaxis", "xaxis2", "yaxis", "yaxis2", "yaxis3", "yaxis4"):
+        for key in ("anchor", "domain", "overlaying", "side", "matches"):
+            got, want = fig.layout[axis][key], ref.layout[axis][key]
+            assert got == want or (key == "domain" and all(abs(a - b) < 1e-9 for a, b in zip(got, want))), axis
     empty = plots.live_step_figure([])
     assert not empty.data and "Run a prompt" in empty.layout.annotations[0].text
     assert empty.layout.xaxis.visible is False and empty.layout.yaxis.visible is False

@@ -72,3 +72,50 @@ def test_unknown_source(tiny, states_trace):
 def test_projection_table(tiny, states_trace):
     wide = projection_table(trace_projections(tiny, states_trace, k=2))
     assert list(wide.columns) == ["step", "input", "latent", "logit_lens"] and len(wide) == 6
+
+
+def test_bf16_screen_is_exact_on_the_embedded_model(embedded):
+    """The screen's error bound holds on the real embedding matrix, and the top-k equals dense fp32 for its
+    latents' directions and for random ones (many rows near the screen's edge)."""
+    from analysis import projections
+    unit, unit16 = projections.unit_rows(embedded.embeddings)
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(torch.randn(40, unit.shape[0], generator=g) * 4, -1)
+    vec = torch.cat([probs @ embedded.embeddings.float(), torch.randn(40, unit.shape[1], generator=g)])
+    v = F.normalize(vec, dim=-1)
+    dense = v @ unit.T
+    assert ((v.bfloat16() @ unit16.T).float() - dense).abs().max() < projections.EPS
+    scores, ids = topk_cosine(vec, embedded.embeddings, 5)
+    assert_same_topk(scores, ids, dense, 5)
+
+
+def test_rows_the_screen_cannot_decide_are_scored_in_full(monkeypatch):
+    """Near-ties past the screen's M candidates: those rows fall back to fp32 and still get the exact top-k."""
+    from analysis import projections
+    monkeypatch.setattr(projections, "SCREEN", 4)
+    full = []
+    running = projections._running_topk
+
+    def spy(v, unit, *a):
+        if unit.dtype == torch.float32:
+            full.append(len(v))
+        return running(v, unit, *a)
+    monkeypatch.setattr(projections, "_running_topk", spy)
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(1, 16, generator=g)
+    E = torch.cat([base + 0.05 * torch.randn(50, 16, generator=g), torch.randn(200, 16, generator=g)])
+    vec = torch.cat([base, torch.randn(3, 16, generator=g)])
+    scores, ids = topk_cosine(vec, E, 3)
+    assert_same_topk(scores, ids, F.normalize(vec, dim=-1) @ F.normalize(E, dim=-1).T, 3)
+    assert len(full) == 1 and 1 <= full[0] < len(vec)      # the undecided rows only, in one full pass
+
+
+def assert_same_topk(scores, ids, dense, k):
+    """scores/ids are dense's fp32 top-k: the same scores, and ids that score them (ids may differ only
+    between tokens tied to fp32 rounding, as a different summation order can reorder those)."""
+    ref_s, ref_i = dense.topk(k, dim=-1)
+    assert torch.allclose(scores, ref_s, atol=1e-5)
+    assert torch.allclose(dense.gather(-1, ids), ref_s, atol=1e-5)
+    around = dense.topk(k + 1, dim=-1).values
+    ties = (around[:, :-1] - around[:, 1:]).min(-1).values < 1e-5
+    assert ties.float().mean() < 0.2 and torch.equal(ids[~ties], ref_i[~ties])

@@ -196,3 +196,21 @@ def test_opens_on_hrpo_gradio_port_and_training_dynamics(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_quiet_queue_slows_gradios_idle_polling():
+    """app.quiet_queue sets the interval gradio's queue loop sleeps when it has no job to start (1 ms by default,
+    taking the GIL from the decoder 1000 times a second); the loop must still read that attribute."""
+    import inspect
+
+    import gradio as gr
+    from gradio import queueing
+
+    import app
+    with gr.Blocks() as demo:
+        gr.Markdown("x")
+    demo.queue()
+    before = demo._queue.sleep_when_free                 # 0.001 s (0.05 s on Windows)
+    app.quiet_queue(demo)
+    assert demo._queue.sleep_when_free == max(before, app.QUEUE_POLL_S)
+    assert "asyncio.sleep(self.sleep_when_free)" in inspect.getsource(queueing.Queue.start_processing)

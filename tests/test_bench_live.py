@@ -1,5 +1,5 @@
 """bench/bench_live.py end to end on tiny-random: the app streams the same greedy tokens the decoder makes,
-and the printed ratio is the API's median tokens/s over the decoder's."""
+and the printed ratios are the API's median tokens/s over the decoder's and the median of per-pair ratios."""
 import statistics
 
 from bench import bench_live
@@ -13,3 +13,5 @@ def test_bench_live_measures_both_paths(tmp_path):
     assert all(r["updates"] >= 1 for r in rows if r["how"] == "api")
     med = {h: statistics.median(r["tokens_per_s"] for r in rows if r["how"] == h) for h in ("decoder", "api")}
     assert out["ratio"] == med["api"] / med["decoder"]
+    pairs = [rows[1]["tokens_per_s"] / rows[0]["tokens_per_s"], rows[3]["tokens_per_s"] / rows[2]["tokens_per_s"]]
+    assert out["pair_ratios"] == pairs and out["pair_ratio"] == statistics.median(pairs)

@@ -137,6 +137,36 @@ def test_a_failed_load_is_one_line_in_the_status(monkeypatch):
     assert pool.line("x") == "**x**: failed: unknown model spec 'x'"
 
 
+def test_preload_calls_then_after_a_successful_load_only(monkeypatch):
+    """The app freezes the GC's view of the heap once its first model is in (hrpo.memory.freeze_long_lived):
+    `then` runs after the load, in the loading thread, and not when the load fails."""
+    import hrpo.models
+    monkeypatch.setattr(hrpo.models, "load_model", lambda spec, device=None: (_ for _ in ()).throw(
+        ModelSpecError("no such model")) if spec == "bad" else f"model {spec}")
+    pool, calls = ModelPool(), []
+    pool.preload("good", then=lambda: calls.append(pool.line("good"))).join(10)
+    pool.preload("bad", then=lambda: calls.append("bad")).join(10)
+    assert calls == ["**good**: ready"] and pool.line("bad") == "**bad**: failed: no such model"
+
+
+def test_freeze_long_lived_takes_the_heap_out_of_full_collections():
+    import gc
+
+    from hrpo.memory import freeze_long_lived
+    try:
+        before = gc.get_freeze_count()
+        kept = [{"n": i} for i in range(1000)]
+        frozen = freeze_long_lived()
+        scanned = {id(o) for o in gc.get_objects(2)}
+        assert frozen >= before + len(kept) and not any(id(x) in scanned for x in kept)
+        cycle = []
+        cycle.append(cycle)                      # garbage made after the freeze is still collected
+        del cycle
+        assert gc.collect() >= 1
+    finally:
+        gc.unfreeze()
+
+
 def test_paced_groups_events_on_a_clock():
     ticks = iter([0.0, 0.05, 0.10, 0.16, 0.20, 0.40, 0.41, 0.5, 0.6])
     events = ([(0, f"s{i}")] for i in range(7))

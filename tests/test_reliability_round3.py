@@ -300,9 +300,28 @@ def test_trace_exports_are_removed_when_the_app_gets_sigterm(tmp_path):
 # ------------------------------------------------------------------------------ should-fix: memory
 
 
+def test_trims_once_per_quiet_spell_never_while_busy():
+    """hrpo.memory.trim_when_quiet with a scripted CPU clock: busy periods (CPU >= QUIET_CPU of the period)
+    never trim; a quiet spell trims once, however long it lasts; the next spell trims again."""
+    import itertools
+
+    from hrpo import memory
+    per_period = [0.5, 0.5, 0.5, 0.01, 0.0, 0.0, 0.9, 0.0, 0.0]      # CPU seconds used in each 1 s period
+    cpu = iter(itertools.accumulate([0.0, *per_period]))
+    periods, trims = iter(range(len(per_period))), []
+
+    class Clock:                   # stands in for stop.wait(period): one period passes, True once they run out
+        def wait(self, _):
+            self.now = next(periods, None)
+            return self.now is None
+    clock = Clock()
+    memory.trim_when_quiet(lambda: trims.append(clock.now), 1.0, clock, cpu=lambda: next(cpu))
+    assert trims == [3, 7]
+
+
 def test_memory_bound_runs_in_a_real_process():
     from hrpo import memory
-    code = ("from hrpo import memory; import threading; ok = memory.bound_memory(arenas=2, trim_every_s=0.1); "
+    code = ("from hrpo import memory; import threading; ok = memory.bound_memory(arenas=2, check_every_s=0.1); "
             "import time; time.sleep(0.3); "
             "print(ok, memory.bound_memory(), [t.name for t in threading.enumerate() if t.name.startswith('hrpo')], "
             "memory.trim() in (True, False))")
