@@ -47,41 +47,21 @@ def divergence(orig, new) -> dict:
             "new_answer": new.answer, "orig_text": orig.text, "new_text": new.text}
 
 
-class LatentScaled:
-    """A HybridModel seen through a gate that multiplies the latent h by `scale` from step k on (the
-    learned a is kept unless `a` is given).  The Decoder asks force_a(t) right before each gate call,
-    which tells this wrapper the step; everything else is the wrapped model's."""
-
-    def __init__(self, hm, k: int, scale: float, a: float | None = None):
-        if not 0.0 <= scale <= 10.0:
-            raise ValueError(f"the latent scale must be in [0, 10], got {scale}")
-        self._hm, self._k, self._scale, self._t = hm, k, float(scale), 0
-        self._force = force_from(k, a) if a is not None else (lambda t: None)
-
-    def __getattr__(self, name):
-        return getattr(self._hm, name)
-
-    def force_a(self, t: int):
-        self._t = t
-        return self._force(t)
-
-    def gate(self, e, h, force_a=None):
-        return self._hm.gate(e, h * self._scale if self._t >= self._k else h, force_a=force_a)
-
-
 def replay(hm, trace, cfg, k: int, a: float | None = None, scale: float | None = None, **decoder_kw):
     """Re-decode the trace's prompt (its token ids, so the same chat template) with `cfg` and, from step
     k on, the gate forced to a (1.0 when neither a nor scale is given) and/or the latent h times scale;
     returns (new trace, divergence dict with k, a (None: the learned gate) and scale)."""
     from hrpo.fastpath import make_decoder
-    if scale is None:
-        force, model, a_used = force_from(k, a), hm, 1.0 if a is None else float(a)
-    else:
-        model = LatentScaled(hm, k, float(scale), a)
-        force, a_used = model.force_a, None if a is None else float(a)
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    new = make_decoder(model, [list(trace.prompt_ids)], cfg, force_a=force, **decoder_kw).run()[0]
+    if scale is not None and not 0.0 <= scale <= 10.0:
+        raise ValueError(f"the latent scale must be in [0, 10], got {scale}")
+    if scale is None:
+        force, scale_h, a_used = force_from(k, a), None, 1.0 if a is None else float(a)
+    else:
+        force = force_from(k, a) if a is not None else None
+        scale_h, a_used = (lambda t: float(scale) if t >= k else None), None if a is None else float(a)
+    new = make_decoder(hm, [list(trace.prompt_ids)], cfg, force_a=force, scale_h=scale_h, **decoder_kw).run()[0]
     return new, {"k": k, "a": a_used, "scale": 1.0 if scale is None else float(scale), **divergence(trace, new)}
 
 

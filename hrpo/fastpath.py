@@ -3,7 +3,7 @@ place that chooses between it and the eager rollout.Decoder.
 
 Same method, API and records as hrpo.rollout.Decoder (docs/DESIGN.md section 1, "Hybrid rollout"):
     StaticDecoder(hm, prompts, cfg, raw=False, capture=None, keep_latents=False, keep_states=False, force_a=None,
-                  chunk=None)
+                  scale_h=None, chunk=None)
     .steps()  yields [(row, Step)] after each position for the rows still running; .run() -> list[Trace]
 Everything a step needs lives in preallocated device buffers (hrpo/static_engine.py), so one step is one
 CUDA-graph replay.  On CUDA the first steps run eagerly on a side stream, then one step is captured and
@@ -19,14 +19,15 @@ finished (EOS), so at most CHUNK - 1 steps are computed past the last EOS and di
 
 With capture the prompt width is rounded up to BUCKET columns of cache capacity (the prompts still sit at
 columns [0, P), as in the eager cache and teacher forcing) and the captured engine is cached by shape (model,
-rows, bucket, config; not the seed, the prompt or the forced gate values, which are loaded into buffers), so
+rows, bucket, config; not the seed, the prompt, the forced gate values or latent scales, which are loaded into
+buffers), so
 later requests of that shape replay the same graph: the Live tab's one-row requests reuse theirs.  At most
 MAX_ENGINES are kept, all of one model; an engine busy with another request's decode is not shared: that
 request decodes on a fresh, uncaptured engine.
 
 make_decoder: StaticDecoder on CUDA (static_wanted; HRPO_STATIC_DECODE=off|on|auto overrides), the eager
-Decoder elsewhere and for what the static one cannot run (a wrapped model such as analysis.replay.LatentScaled,
-sliding-window attention).  force_a must be a pure function of the step: the static decoder reads it for every
+Decoder elsewhere and for what the static one cannot run (a model that is not a HybridModel, sliding-window
+attention).  force_a and scale_h must be pure functions of the step: the static decoder reads them for every
 step up front.
 Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
 """
@@ -43,7 +44,7 @@ import torch
 from .config import RolloutConfig
 from .models import HybridModel
 from .rewards import extract_answer
-from .rollout import Decoder, ForceA, Step, Trace, left_pad
+from .rollout import Decoder, ForceA, ScaleH, Step, Trace, left_pad
 from .static_engine import STATS, Engine, marker_step, marker_table, static_supported  # noqa: F401
 
 _Engine = Engine         # the name gpu/gpu_check.py patches
@@ -61,12 +62,13 @@ class StaticDecoder:
 
     def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
                  raw: bool = False, capture: bool | None = None, keep_latents: bool = False,
-                 keep_states: bool = False, force_a: ForceA | None = None, chunk: int | None = None):
+                 keep_states: bool = False, force_a: ForceA | None = None, scale_h: ScaleH | None = None,
+                 chunk: int | None = None):
         if not prompts:
             raise ValueError("no prompts to decode")
         if not static_supported(hm):
             raise ValueError("the static decoder needs full attention in every layer; use rollout.Decoder")
-        self.hm, self.cfg, self.force_a = hm, cfg or RolloutConfig(), force_a
+        self.hm, self.cfg, self.force_a, self.scale_h = hm, cfg or RolloutConfig(), force_a, scale_h
         self.keep_latents, self.keep_states = keep_latents or keep_states, keep_states
         self.capture = hm.device.type == "cuda" if capture is None else capture
         if self.capture and hm.device.type != "cuda":
@@ -118,11 +120,12 @@ class StaticDecoder:
         start = time.perf_counter()
         ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
         force = [self.force_a(t) if self.force_a else None for t in range(max_new)]
+        scale = [self.scale_h(t) if self.scale_h else None for t in range(max_new)]
         eng, shared = self._engine()
         kept = {name: [[] for _ in self.traces] for name in ("latents", "inputs", "top_ids", "top_probs")
                 if name in eng.out}
         try:
-            eng.load(ids.to(dev), mask.to(dev), force, self.cfg.seed)
+            eng.load(ids.to(dev), mask.to(dev), force, self.cfg.seed, scale)
             read, done = 0, self._launch(eng, 0, shared)
             while read < done:
                 out = {name: buf[:, read:done].to("cpu", copy=True) for name, buf in eng.out.items()}  # one sync
@@ -213,12 +216,13 @@ def static_wanted(device: torch.device, flag: bool | None = None) -> bool:
 
 
 def make_decoder(hm, prompts, cfg: RolloutConfig, keep_latents: bool = False, keep_states: bool = False,
-                 force_a: ForceA | None = None, raw: bool = False) -> "StaticDecoder | Decoder":
+                 force_a: ForceA | None = None, scale_h: ScaleH | None = None,
+                 raw: bool = False) -> "StaticDecoder | Decoder":
     """The CUDA-graph StaticDecoder on a GPU, the eager Decoder elsewhere: the same records and traces (the
-    rule of static_wanted; HRPO_STATIC_DECODE overrides it).  A model that is not a HybridModel (a wrapper such
-    as analysis.replay.LatentScaled, whose gate reads the step from force_a calls) or that static_supported
-    refuses decodes eagerly.  Used by training rollouts, evaluation, Live, Compare, replays and the latent map."""
-    kw = dict(raw=raw, keep_latents=keep_latents, keep_states=keep_states, force_a=force_a)
+    rule of static_wanted; HRPO_STATIC_DECODE overrides it).  A model that is not a HybridModel, or that
+    static_supported refuses, decodes eagerly.  force_a / scale_h: the gate forced / the latent scaled per step
+    (counterfactual replays).  Used by training rollouts, evaluation, Live, Compare, replays and the latent map."""
+    kw = dict(raw=raw, keep_latents=keep_latents, keep_states=keep_states, force_a=force_a, scale_h=scale_h)
     if isinstance(hm, HybridModel) and static_wanted(hm.device) and static_supported(hm):
         return StaticDecoder(hm, prompts, cfg, **kw)
     return Decoder(hm, prompts, cfg, **kw)

@@ -172,6 +172,7 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 ForceA = Callable[[int], float | None]   # step index -> forced gate value (None: the learned gate)
+ScaleH = Callable[[int], float | None]   # step index -> factor on the latent h as the gate mixes it (None: 1)
 # Finished rows leave the decode batch, but it keeps at least 2 rows: with a single row this CPU's kernels
 # compute some attention steps differently (bf16 logits 0.25 apart at some lengths; 2-8 rows agree with the
 # teacher-forced pass bit for bit), and the rollout must reproduce the teacher-forced log-probs.
@@ -183,10 +184,10 @@ class Decoder:
 
     def __init__(self, hm: HybridModel, prompts: list[str] | list[list[int]], cfg: RolloutConfig | None = None,
                  raw: bool = False, keep_latents: bool = False, keep_states: bool = False,
-                 force_a: ForceA | None = None):
+                 force_a: ForceA | None = None, scale_h: ScaleH | None = None):
         if not prompts:
             raise ValueError("no prompts to decode")
-        self.hm, self.cfg = hm, cfg or RolloutConfig()
+        self.hm, self.cfg, self.scale_h = hm, cfg or RolloutConfig(), scale_h
         self.keep_latents, self.keep_states, self.force_a = keep_latents or keep_states, keep_states, force_a
         ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
         if any(len(i) == 0 for i in ids):
@@ -246,7 +247,9 @@ class Decoder:
             if cfg.hybrid:
                 h = latent_embedding(probs, idx, E)                              # (b, H)
                 gate = functools.partial(hm.gate, force_a=self.force_a(t) if self.force_a else None)
-                mixed, a_mix = gate(e, h) if len(act) == rows else on_all_rows(gate, (e, h), active, rows)
+                scale = self.scale_h(t) if self.scale_h else None
+                h_in = h if scale is None else h.float() * scale                 # the trace keeps h itself
+                mixed, a_mix = gate(e, h_in) if len(act) == rows else on_all_rows(gate, (e, h_in), active, rows)
                 think = torch.tensor(thinking, device=dev).unsqueeze(-1)
                 e = torch.where(think, mixed, e)
                 a = torch.where(think, a_mix, a)

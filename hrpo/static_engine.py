@@ -23,6 +23,7 @@ Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B 
   logits   (B, V) the next position's logits, in the model's dtype
   alive, seen, s (B,): not yet past EOS, '####' seen, trailing '#' run
   force    (max_new,) float32: the forced gate value per step, NaN = the learned gate
+  hscale   (max_new,) float32: the factor on the latent h as the gate mixes it, per step (Decoder's scale_h)
   out      records written at column t: token (B, max_new) long, stats (B, max_new, 7) float32 (STATS);
            latents (keep_latents, hybrid) and inputs (keep_states) (B, max_new, H) in E's dtype;
            top_ids (B, max_new, 10) long and top_probs (B, max_new, 10) float32 (keep_states)
@@ -97,6 +98,7 @@ class Engine:
         self.logits = None                                   # (B, V) in the model's dtype, made by the first load
         self.alive, self.seen, self.s = z(rows, dtype=torch.bool), z(rows, dtype=torch.bool), z(rows)
         self.force = torch.full((self.max_new,), float("nan"), device=dev)
+        self.hscale = torch.ones(self.max_new, device=dev)
         self.out = {"token": z(rows, self.max_new), "stats": z(rows, self.max_new, len(STATS), dtype=torch.float32)}
         if keep_latents and cfg.hybrid:
             self.out["latents"] = z(rows, self.max_new, H, dtype=dt)
@@ -109,11 +111,13 @@ class Engine:
         self.lock = threading.Lock()                         # one decode at a time on these buffers
 
     @torch.no_grad()
-    def load(self, ids: torch.Tensor, mask: torch.Tensor, force: list[float | None], seed: int) -> None:
+    def load(self, ids: torch.Tensor, mask: torch.Tensor, force: list[float | None], seed: int,
+             scale: list[float | None] | None = None) -> None:
         """Reset every buffer in place and prefill.  ids, mask (B, P), P <= width, go through rollout.prompt_pass,
         each distinct prompt once, as the eager Decoder and teacher forcing compute them (the same KV and first
         logits, bit for bit); their KV is copied into the cache's columns [0, P), the next column is P.
-        force: max_new values, None = the learned gate; seed: this request's (an engine serves many)."""
+        force: max_new values, None = the learned gate; seed: this request's (an engine serves many);
+        scale: max_new factors on the latent h (None = 1)."""
         hm, P = self.hm, ids.shape[1]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
         logits, prompt = prompt_pass(hm.model, hm.embeddings[ids], mask, positions, distinct_rows(ids, mask))
@@ -135,6 +139,7 @@ class Engine:
         self.seen.zero_()
         self.s.zero_()
         self.force.copy_(torch.tensor([float("nan") if f is None else float(f) for f in force]))
+        self.hscale.copy_(torch.tensor([1.0 if f is None else float(f) for f in scale or [None] * self.max_new]))
         for buf in self.out.values():
             buf.zero_()
         self.gen.manual_seed(seed)
@@ -164,7 +169,8 @@ class Engine:
             a_gate, i = hm.gate.gates(e)                 # the gate's forward, with a forced per step from a tensor
             f = self.force.index_select(0, self.t)                               # (1,) NaN: learned
             a_gate = torch.where(torch.isnan(f), a_gate, f)
-            mixed = mix(e.float(), h.float(), a_gate, i).to(e.dtype)
+            h_in = h.float() * self.hscale.index_select(0, self.t)                # (B, H); x 1.0 is exact
+            mixed = mix(e.float(), h_in, a_gate, i).to(e.dtype)
             e = torch.where(think.unsqueeze(-1), mixed, e)
             a = torch.where(think.unsqueeze(-1), a_gate, a)
             rec["latents"] = h

@@ -1,9 +1,9 @@
 """hrpo.fastpath.StaticDecoder streamed, on the CPU in fp32 with no capture, against the eager rollout.Decoder:
 the same events position by position (rows, tokens, thinking, gate a, hidden ratio, log-probs, entropy,
 effective vocabulary), the same keep_states buffers (mixed inputs, top-10 ids and probabilities, latents and
-their nearest tokens), with force_a, greedy and sampled, hybrid on and off, one row and several; chunked reads;
-a cached (fake-captured) engine reused across requests; make_decoder's choice; and the static step's log-probs
-against teacher forcing in fp32 and bf16, the prompt width rounded up as the CUDA path does.
+their nearest tokens), with force_a and scale_h, greedy and sampled, hybrid on and off, one row and several;
+chunked reads; a cached (fake-captured) engine reused across requests; make_decoder's choice; and the static
+step's log-probs against teacher forcing in fp32 and bf16, the prompt width rounded up as the CUDA path does.
 Run: nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python -m pytest -q tests/test_static_stream.py"""
 import dataclasses
 import math
@@ -97,6 +97,20 @@ def test_force_a_equals_eager(tiny):
     steps = static.traces[0].steps
     assert steps[0].gate_a < 1.0 and steps[5].gate_a == pytest.approx(0.3) and steps[9].gate_a == 1.0
     assert steps[9].hidden_ratio == 0.0
+
+
+@pytest.mark.parametrize("with_force", [False, True])
+def test_scale_h_equals_eager(tiny, with_force):
+    """The latent scaled x2.5 from step 3 and x0 (no latent) from step 9 (the replay's "scale the latent"),
+    alone and with the gate forced to 0.4 from step 5; the kept latents are the unscaled h."""
+    scale = lambda t: None if t < 3 else (2.5 if t < 9 else 0.0)                 # noqa: E731
+    force = (lambda t: 0.4 if t >= 5 else None) if with_force else None         # noqa: E731
+    cfg = RolloutConfig(max_new_tokens=12, temperature=1.0, seed=6)
+    plain, _ = both(tiny, QUESTIONS, cfg, keep_states=True, force_a=force)
+    scaled, _ = both(tiny, QUESTIONS, cfg, keep_states=True, force_a=force, scale_h=scale)
+    a, b = plain.traces[0], scaled.traces[0]
+    assert a.token_ids[:4] == b.token_ids[:4] and torch.equal(a.latents[:4], b.latents[:4])   # step 3's token too
+    assert torch.equal(a.inputs[:3], b.inputs[:3]) and not torch.equal(a.inputs[3], b.inputs[3])  # mixed from 3
 
 
 def test_eos_mid_stream_equals_eager(tiny):
@@ -217,7 +231,6 @@ def test_busy_engine_is_not_shared(tiny, fake_capture):
 
 
 def test_make_decoder_chooses(tiny, monkeypatch):
-    from analysis.replay import LatentScaled
     cfg = RolloutConfig(max_new_tokens=4)
     force = lambda t: None                                                      # noqa: E731
     monkeypatch.delenv("HRPO_STATIC_DECODE", raising=False)
@@ -228,7 +241,11 @@ def test_make_decoder_chooses(tiny, monkeypatch):
     dec = make_decoder(tiny, ["7 + 1 ="], cfg, keep_latents=True, force_a=force, raw=True)
     assert type(dec) is StaticDecoder and dec.keep_latents and not dec.capture and dec.force_a is force
     assert dec.traces[0].prompt_ids == tiny.encode("7 + 1 =", raw=True)
-    assert type(make_decoder(LatentScaled(tiny, 2, 0.5), ["x"], cfg)) is Decoder     # gate reads the step
+    scale = lambda t: 2.0                                                       # noqa: E731
+    assert make_decoder(tiny, ["x"], cfg, scale_h=scale).scale_h is scale
+    monkeypatch.setenv("HRPO_STATIC_DECODE", "off")
+    assert make_decoder(tiny, ["x"], cfg, scale_h=scale).scale_h is scale
+    monkeypatch.setenv("HRPO_STATIC_DECODE", "on")
     monkeypatch.setattr(fastpath, "static_supported", lambda hm: False)                # e.g. sliding windows
     assert type(make_decoder(tiny, ["x"], cfg)) is Decoder
 
