@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=None, help="default: $GRADIO_SERVER_PORT, $PORT, 7860")
     parser.add_argument("--host", default=None, help="default: $GRADIO_SERVER_NAME, $HOST, 127.0.0.1 (hosted 0.0.0.0)")
     args = parser.parse_args()
-    bound_memory()                 # glibc: 2 malloc arenas, free memory trimmed (request threads ratchet RSS up)
+    bound_memory()                 # glibc: 2 malloc arenas, free memory trimmed when quiet (RSS would ratchet up)
     export.install_cleanup()       # trace exports removed at exit and on SIGTERM
     st = Studio.create(ROOT, os.environ)
     host, port = server_address(args.host, args.port, os.environ, st.host.hosted)
@@ -95,7 +95,7 @@ def main() -> None:
     else:
         st.pool.preload(st.host.live_default(choices), then=freeze_long_lived)
     demo = build(st)
-    freeze_long_lived()            # full GC passes skip the start-up heap (hrpo/memory.py: 0.2-0.3 s each)
+    freeze_long_lived()            # full GC passes skip the start-up heap (hrpo/memory.py)
     demo.queue(default_concurrency_limit=2 if st.host.hosted else 4, max_size=64 if st.host.hosted else None)
     quiet_queue(demo)
     demo.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), show_error=False)
