@@ -32,6 +32,7 @@ SCREEN = 64                # candidates per row kept by the bf16 screen
 EPS = 0.0125               # bound on |bf16 - fp32| cosine of unit rows: 3 * 2^-8 (+ fp32 sums); tested
 
 
+@torch.no_grad()
 def unit_rows(E: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """E's rows normalised to unit length, (V, H) in fp32 and the same in bf16; kept for the last 2 matrices
     (the same E is projected on every step selection and Live run), recomputed when E changes in place."""

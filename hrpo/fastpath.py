@@ -20,10 +20,9 @@ finished (EOS), so at most CHUNK - 1 steps are computed past the last EOS and di
 With capture the prompt width is rounded up to BUCKET columns of cache capacity (the prompts still sit at
 columns [0, P), as in the eager cache and teacher forcing) and the captured engine is cached by shape (model,
 rows, bucket, config; not the seed, the prompt, the forced gate values or latent scales, which are loaded into
-buffers), so
-later requests of that shape replay the same graph: the Live tab's one-row requests reuse theirs.  At most
-MAX_ENGINES are kept, all of one model; an engine busy with another request's decode is not shared: that
-request decodes on a fresh, uncaptured engine.
+buffers), so later requests of that shape replay the same graph: the Live tab's one-row requests reuse theirs.
+At most MAX_ENGINES are kept, all of one model; an engine busy with another request's decode is not shared:
+that request decodes on a fresh, uncaptured engine.
 
 make_decoder: StaticDecoder on CUDA (static_wanted; HRPO_STATIC_DECODE=off|on|auto overrides), the eager
 Decoder elsewhere and for what the static one cannot run (a model that is not a HybridModel, sliding-window

@@ -119,3 +119,12 @@ def assert_same_topk(scores, ids, dense, k):
     around = dense.topk(k + 1, dim=-1).values
     ties = (around[:, :-1] - around[:, 1:]).min(-1).values < 1e-5
     assert ties.float().mean() < 0.2 and torch.equal(ids[~ties], ref_i[~ties])
+
+
+def test_cached_unit_rows_of_a_parameter_carry_no_graph():
+    """unit_rows caches E normalised; E is the model's Parameter (requires grad), the cache must not keep an
+    autograd graph alive."""
+    from analysis import projections
+    E = torch.nn.Parameter(torch.randn(100, 8))
+    unit, unit16 = projections.unit_rows(E)
+    assert not unit.requires_grad and not unit16.requires_grad and unit.grad_fn is None
