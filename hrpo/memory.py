@@ -31,7 +31,7 @@ import threading
 import time
 
 M_ARENA_MAX = -8                                     # glibc's mallopt parameter numbers (malloc.h)
-QUIET_CPU = 0.1                  # a process using less than this share of one core is quiet (the app idles at ~1%)
+QUIET_CPU = 0.1                  # a process using less than this share of one core is quiet (the idle app: 1.5%)
 
 _TRIMMER: list[threading.Thread] = []
 
