@@ -4,10 +4,11 @@ Every setting is the shipped recipe (docs/DESIGN.md section 2) cut to 100 update
 --save-every 10) with other gate knobs: the gate learning rate (W_r, W_i) in {1e-3, 1e-2, 3e-2}, with or
 without weight decay on W_r / W_i (`--gate-weight-decay 0`; Lambda keeps its decay 0.1), the paper's Lambda
 learning rate 1e-3 beside the shipped 3e-2 at the best gate setting (`--best NAME`), and the GRPO baseline.
-Runs go one after another (2 shared cores), each right after training evaluated greedily in fp32 on both
-held-out sets (300 arith:2 test problems and 300 reworded ones, studies/reworded_arith.py) twice: hybrid,
-and with the gate forced to a = 1 (plain decoding, the latent ablation).  Per evaluated problem it keeps
-the reward and, for hybrid decoding, the selectivity records of its thinking tokens (hrpo.selectivity).
+Runs go one after another (2 shared cores), each right after training evaluated greedily in fp32 on three
+held-out sets (300 arith:2 test problems, and 300 in each wording of studies/reworded_arith.py: `reworded`
+and `pairs`) twice: hybrid, and with the gate forced to a = 1 (plain decoding, the latent ablation).  Per
+evaluated problem it keeps the reward and, for hybrid decoding, the selectivity records of its thinking
+tokens (hrpo.selectivity).
 
 Everything is resumable: a finished run (checkpoints/step-000100) is not trained again, an unfinished one
 continues with `--resume` from its newest checkpoint (every 10 steps), an evaluation file already written
@@ -46,7 +47,7 @@ SETTINGS = {
     "grpo":         ["--mode", "grpo"],
     "lam1e-3":      ["--lambda-lr", "1e-3"],              # added to the --best setting's flags
 }
-SETS = {"arith": "arith:2", "reworded": None}            # reworded: jsonl written under --out
+SETS = {"arith": "arith:2", "reworded": "containers", "pairs": "pairs"}   # wordings: jsonl written under --out
 
 
 def run_name(setting: str, seed: int, best: str | None) -> str:
@@ -79,12 +80,17 @@ def train(out: Path, name: str, extra: list[str], seed: int) -> bool:
 
 
 def held_out(out: Path, limit: int) -> dict:
+    """set name -> problems: arith:2's test split, and the wordings of studies/reworded_arith.py as jsonl."""
     from hrpo.tasks import load_task
-    reworded = out / "reworded.jsonl"
-    if not reworded.exists():
-        subprocess.check_call([sys.executable, "-m", "studies.reworded_arith", "--n", str(limit),
-                               "--out", str(reworded)], cwd=ROOT)
-    specs = {**SETS, "reworded": f"jsonl:{reworded}"}
+    specs = {}
+    for name, spec in SETS.items():
+        if not spec.startswith("arith"):
+            path = out / f"{name}.jsonl"
+            if not path.exists():
+                subprocess.check_call([sys.executable, "-m", "studies.reworded_arith", "--wording", spec,
+                                       "--n", str(limit), "--out", str(path)], cwd=ROOT)
+            spec = f"jsonl:{path}"
+        specs[name] = spec
     return {s: load_task(spec, "test", limit=limit).problems for s, spec in specs.items()}
 
 

@@ -1,10 +1,19 @@
-"""A second held-out set for the issue-10 study: arith level-2 problems in wordings the arith task never uses.
+"""Held-out sets of arith level-2 problems in wordings the arith task never uses (issues 10 and 29).
 
 Same arithmetic as `arith:2` (one addition or subtraction, numbers <= 20, the same answer-format hint), but
-different sentence frames, objects and question forms, so accuracy here says whether training generalised
-beyond the task's templates.  Deterministic (seeded); writes `{"question", "answer"}` lines for `jsonl:PATH`.
+other sentence frames, so accuracy here says whether training generalised beyond the task's templates:
+
+- `containers` (the "reworded" set): a container's count changes, in the passive voice ("A jar holds 18
+  tickets. Then 9 of the tickets are taken out. How many tickets does it hold in the end?").
+- `pairs` (the third wording): two people compared or combined, no change over time ("Priya has 12 acorns
+  and Hugo has 5 acorns. How many acorns do they have together?", "... 4 fewer acorns than Priya ...").
+  Names and objects appear in neither the arith task nor `containers`.
+
+Deterministic (seeded); writes `{"question", "answer"}` lines for `jsonl:PATH`.  Tests:
+`pytest tests/test_selectivity.py -k reworded`.
 
     python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
+    python -m studies.reworded_arith --wording pairs --n 300 --out runs/eval/pairs.jsonl
     python -m hrpo eval --model SPEC --task jsonl:runs/eval/reworded.jsonl --greedy
 """
 import argparse
@@ -21,6 +30,14 @@ SUB = ("Then {b} of the {t} are taken out.", "Afterwards {b} {t} are removed.", 
 ASK = ("How many {t} are there now?", "What is the number of {t} at the end?", "How many {t} does it hold in the end?")
 
 
+PEOPLE = ("Priya", "Hugo", "Lena", "Theo", "Aisha", "Felix", "Mara", "Jonas", "Yuki", "Diego")
+OBJECTS = ("pebbles", "postcards", "ribbons", "acorns", "badges", "magnets", "seashells", "paper cranes")
+TOGETHER = ("{x} has {a} {t} and {y} has {b} {t}. How many {t} do they have together?",
+            "{x} collected {a} {t}. {y} collected {b} {t}. How many {t} did the two of them collect in total?")
+FEWER = ("{x} has {a} {t}. {y} has {b} fewer {t} than {x}. How many {t} does {y} have?",
+         "{x} has {a} {t} and {y} has {b} {t}. How many more {t} does {x} have than {y}?")
+
+
 def reworded_problem(rng: random.Random) -> dict:
     place, t = rng.choice(PLACES), rng.choice(THINGS)
     a = rng.randint(2, 20)
@@ -34,18 +51,41 @@ def reworded_problem(rng: random.Random) -> dict:
     return {"question": text + ANSWER_HINT, "answer": str(answer)}
 
 
+def pairs_problem(rng: random.Random) -> dict:
+    """Two people, one addition (together) or subtraction (fewer / how many more), the same number ranges."""
+    x, y = rng.sample(PEOPLE, 2)
+    t, a = rng.choice(OBJECTS), rng.randint(2, 20)
+    if rng.random() < 0.5:
+        b = rng.randint(1, 10)
+        text, answer = rng.choice(TOGETHER).format(x=x, y=y, a=a, b=b, t=t), a + b
+    else:
+        b = rng.randint(1, min(10, a - 1))
+        text, answer = rng.choice(FEWER).format(x=x, y=y, a=a, b=b, t=t), a - b
+    return {"question": text + ANSWER_HINT, "answer": str(answer)}
+
+
+WORDINGS = {"containers": reworded_problem, "pairs": pairs_problem}
+
+
+def problems(wording: str, n: int, seed: int = 2505) -> list[dict]:
+    """n distinct problems of one wording, the same for the same (wording, n, seed)."""
+    make, rng, seen, rows = WORDINGS[wording], random.Random(seed), set(), []
+    while len(rows) < n:
+        row = make(rng)
+        if row["question"] not in seen:
+            seen.add(row["question"])
+            rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=2505)
+    ap.add_argument("--wording", choices=WORDINGS, default="containers")
     ap.add_argument("--out", default="runs/eval/reworded.jsonl")
     args = ap.parse_args()
-    rng, seen, rows = random.Random(args.seed), set(), []
-    while len(rows) < args.n:
-        row = reworded_problem(rng)
-        if row["question"] not in seen:
-            seen.add(row["question"])
-            rows.append(row)
+    rows = problems(args.wording, args.n, args.seed)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(f"{len(rows)} problems -> {args.out}")

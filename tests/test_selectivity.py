@@ -1,6 +1,7 @@
 """Gate selectivity (hrpo/selectivity.py) and its metrics in the trainer and config (issue 29)."""
 import json
 import math
+import re
 from types import SimpleNamespace
 
 import pandas as pd
@@ -165,7 +166,7 @@ def test_gate_report_builds_the_table_from_finished_parts(tmp_path):
         (tmp_path / run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     hyb = [{"reward": 1.0, "records": rec}, {"reward": 1.0, "records": rec}, {"reward": 0.0, "records": rec}]
     plain = [{"reward": 1.0, "records": []}, {"reward": 0.0, "records": []}, {"reward": 0.0, "records": []}]
-    for s in ("arith", "reworded"):
+    for s in ("arith", "reworded", "pairs"):
         write(f"glr1e-2-nowd-s0__{s}__hybrid", hyb)
         write(f"glr1e-2-nowd-s0__{s}__plain", plain)
         write(f"grpo-s0__{s}__plain", plain)
@@ -179,4 +180,27 @@ def test_gate_report_builds_the_table_from_finished_parts(tmp_path):
     assert table["glr3e-2-wd"]["arith_acc"] is None and table["glr3e-2-wd"]["train"]["0"]["steps"] == 7
     assert table["grpo"]["arith_acc"]["mean"] == pytest.approx(1 / 3) and table["grpo"]["arith_vs_grpo"] is None
     md = gate_report.markdown(table)
-    assert "| glr1e-2-nowd | 0 | 100 | 0.667" in md and "| glr3e-2-wd | 0 | 7 | - |" in md
+    assert "| glr1e-2-nowd | 0 | 100 | 0.667" in md and "| glr3e-2-wd | 0 | 7 | - | - | - |" in md
+    assert "| glr1e-2-nowd | +0.333" in md and row["pairs_ablation"]["mean"] == pytest.approx(1 / 3)
+
+
+def test_reworded_wordings_state_the_answer_and_differ_from_the_task():
+    """studies/reworded_arith.py: each wording's answer follows from its numbers; names and frames are new."""
+    from hrpo.tasks import ANSWER_HINT, ITEMS, NAMES
+    from studies.reworded_arith import problems
+    containers = problems("containers", 300)
+    assert containers[0]["question"].startswith("A jar holds 18 tickets. Then 9 of the tickets are taken out.")
+    assert containers == problems("containers", 300) and len({r["question"] for r in containers}) == 300
+    pairs = problems("pairs", 300)
+    kinds = set()
+    for row in pairs:
+        text = row["question"].removesuffix(ANSWER_HINT)
+        a, b = map(int, re.findall(r"\d+", text))
+        kind = ("sum" if "together" in text or "in total" in text else "fewer" if "fewer" in text else "more")
+        kinds.add(kind)
+        assert int(row["answer"]) == (a + b if kind == "sum" else a - b) >= 1
+        assert 2 <= a <= 20 and b <= 20
+        assert not any(n in text for names in NAMES.values() for n in names)
+        assert not any(f" {item}" in text for item in ITEMS) and "holds" not in text
+    assert kinds == {"sum", "fewer", "more"}
+    assert pairs != problems("pairs", 300, seed=1)
