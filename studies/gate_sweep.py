@@ -12,7 +12,9 @@ tokens (hrpo.selectivity).
 
 Everything is resumable: a finished run (checkpoints/step-000100) is not trained again, an unfinished one
 continues with `--resume` from its newest checkpoint (every 10 steps), an evaluation file already written
-is not redone.  So after an interruption, run the same command again.  `studies/gate_report.py` builds the
+is not redone.  So after an interruption, run the same command again.  A lock per run lets two sweep
+processes share a directory (each skips the run the other is on); `--eval-only` evaluates finished runs on
+the sets they miss (a new wording) and trains nothing.  `studies/gate_report.py` builds the
 table from whatever has finished.
 
     nohup nice -n 19 .venv/bin/python -m studies.gate_sweep run > runs/gate-sweep/sweep.log 2>&1 &
@@ -136,15 +138,20 @@ def evaluate_run(out: Path, name: str, sets: dict, hybrid_model: bool, max_new_t
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
 
-def cmd_run(args) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".sweep.lock", "w")
+def run_lock(out: Path, name: str):
+    """An exclusive lock on one run (train + evaluate), or None when another sweep process holds it."""
+    lock = open(out / f".{name}.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        raise SystemExit(f"another gate_sweep.py is running on {out}")
-    (out / "sweep.pid").write_text(str(os.getpid()))
+        lock.close()
+        return None
+    return lock
+
+
+def cmd_run(args) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     settings = args.only.split(",") if args.only else [s for s in SETTINGS if s != "lam1e-3" or args.best]
     unknown = [s for s in settings if s not in SETTINGS]
     if unknown:
@@ -153,11 +160,17 @@ def cmd_run(args) -> None:
     for seed in map(int, args.seeds.split(",")):
         for setting in settings:
             name = run_name(setting, seed, args.best)
-            if not train(out, name, flags(setting, args.best), seed):
-                print(time.strftime("%F %T"), "skip evaluation of", name, "(training did not finish)", flush=True)
+            lock = run_lock(out, name)
+            if lock is None:
+                print(time.strftime("%F %T"), "skip", name, "(another sweep process is on it)", flush=True)
                 continue
-            if not args.no_eval:
-                evaluate_run(out, name, sets, setting != "grpo", args.max_new_tokens, args.batch_size)
+            with lock:
+                done = final_checkpoint(out / name).is_dir() if args.eval_only else train(
+                    out, name, flags(setting, args.best), seed)
+                if not done:
+                    print(time.strftime("%F %T"), "skip evaluation of", name, "(training did not finish)", flush=True)
+                elif not args.no_eval:
+                    evaluate_run(out, name, sets, setting != "grpo", args.max_new_tokens, args.batch_size)
     print(time.strftime("%F %T"), "sweep done", flush=True)
 
 
@@ -178,6 +191,7 @@ def main() -> None:
     r.add_argument("--max-new-tokens", type=int, default=128)
     r.add_argument("--batch-size", type=int, default=25)
     r.add_argument("--no-eval", action="store_true", help="train only")
+    r.add_argument("--eval-only", action="store_true", help="evaluate finished runs on the sets they miss; train none")
     r.set_defaults(func=cmd_run)
     sub.add_parser("list", help="the settings and their flags").set_defaults(func=cmd_list)
     args = ap.parse_args()

@@ -2,6 +2,7 @@
 import json
 import math
 import re
+import sys
 from types import SimpleNamespace
 
 import pandas as pd
@@ -204,3 +205,22 @@ def test_reworded_wordings_state_the_answer_and_differ_from_the_task():
         assert not any(f" {item}" in text for item in ITEMS) and "holds" not in text
     assert kinds == {"sum", "fewer", "more"}
     assert pairs != problems("pairs", 300, seed=1)
+
+
+def test_gate_sweep_eval_only_trains_nothing_and_skips_a_locked_run(tmp_path, capsys, monkeypatch):
+    """studies/gate_sweep.py run --eval-only: unfinished runs are skipped, not trained; a run locked by another
+    sweep process is left to it; the three held-out sets are written once."""
+    from studies import gate_sweep
+    held = gate_sweep.run_lock(tmp_path, "glr1e-2-wd-s0")
+    assert held is not None and gate_sweep.run_lock(tmp_path, "glr1e-2-wd-s0") is None
+    monkeypatch.setattr(sys, "argv", ["gate_sweep", "run", "--out", str(tmp_path), "--eval-only",
+                                      "--only", "glr1e-2-wd,grpo", "--limit", "5"])
+    gate_sweep.main()
+    said = capsys.readouterr().out
+    assert "skip glr1e-2-wd-s0 (another sweep process is on it)" in said
+    assert "skip evaluation of grpo-s0 (training did not finish)" in said
+    assert not (tmp_path / "grpo-s0").exists() and not (tmp_path / "eval").exists()
+    assert sorted(p.name for p in tmp_path.glob("*.jsonl")) == ["pairs.jsonl", "reworded.jsonl"]
+    assert sum(1 for _ in open(tmp_path / "pairs.jsonl")) == 5
+    held.close()
+    assert gate_sweep.run_lock(tmp_path, "glr1e-2-wd-s0") is not None
