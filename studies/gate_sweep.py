@@ -14,8 +14,10 @@ Everything is resumable: a finished run (checkpoints/step-000100) is not trained
 continues with `--resume` from its newest checkpoint (every 10 steps), an evaluation file already written
 is not redone.  So after an interruption, run the same command again.  A lock per run lets two sweep
 processes share a directory (each skips the run the other is on); `--eval-only` evaluates finished runs on
-the sets they miss (a new wording) and trains nothing.  `studies/gate_report.py` builds the
-table from whatever has finished.
+the sets they miss (a new wording) and trains nothing.  Processes that share the 2 cores need
+`OMP_NUM_THREADS=1` (training subprocesses get it by default): a two-thread evaluation beside three other
+processes took 1,387 s where it takes 100 s alone.  `studies/gate_report.py` builds the table from
+whatever has finished.
 
     nohup nice -n 19 .venv/bin/python -m studies.gate_sweep run > runs/gate-sweep/sweep.log 2>&1 &
     .venv/bin/python -m studies.gate_sweep run --only glr3e-2-nowd --seeds 1      # a second seed
