@@ -15,6 +15,7 @@ Deterministic (seeded); writes `{"question", "answer"}` lines for `jsonl:PATH`. 
     python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
     python -m studies.reworded_arith --wording pairs --n 300 --out runs/eval/pairs.jsonl
     python -m hrpo eval --model SPEC --task jsonl:runs/eval/reworded.jsonl --greedy
+    python -m studies.reworded_arith --by-form runs/eval/wordings/hrpo__pairs.jsonl   # accuracy per question form
 """
 import argparse
 import json
@@ -67,6 +68,21 @@ def pairs_problem(rng: random.Random) -> dict:
 WORDINGS = {"containers": reworded_problem, "pairs": pairs_problem}
 
 
+def pairs_form(question: str) -> str:
+    """A pairs question's form: 'sum' (together / in total), 'fewer' (a - b, stated), 'more' (how many more)."""
+    if "together" in question or "in total" in question:
+        return "sum"
+    return "fewer" if " fewer " in question else "more"
+
+
+def accuracy_by_form(rows: list[dict]) -> dict:
+    """form -> (accuracy, count) over evaluated pairs rows ({"question", "reward"}, studies/study.py's files)."""
+    by: dict = {}
+    for r in rows:
+        by.setdefault(pairs_form(r["question"]), []).append(float(r["reward"]))
+    return {f: (sum(v) / len(v), len(v)) for f, v in sorted(by.items())}
+
+
 def problems(wording: str, n: int, seed: int = 2505) -> list[dict]:
     """n distinct problems of one wording, the same for the same (wording, n, seed)."""
     make, rng, seen, rows = WORDINGS[wording], random.Random(seed), set(), []
@@ -84,7 +100,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2505)
     ap.add_argument("--wording", choices=WORDINGS, default="containers")
     ap.add_argument("--out", default="runs/eval/reworded.jsonl")
+    ap.add_argument("--by-form", metavar="EVAL_JSONL", help="print a pairs evaluation's accuracy per question form")
     args = ap.parse_args()
+    if args.by_form:
+        rows = [json.loads(line) for line in Path(args.by_form).read_text(encoding="utf-8").splitlines() if line]
+        print(", ".join(f"{f} {acc:.3f} (n={n})" for f, (acc, n) in accuracy_by_form(rows).items()))
+        return
     rows = problems(args.wording, args.n, args.seed)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -188,7 +188,7 @@ def test_gate_report_builds_the_table_from_finished_parts(tmp_path):
 def test_reworded_wordings_state_the_answer_and_differ_from_the_task():
     """studies/reworded_arith.py: each wording's answer follows from its numbers; names and frames are new."""
     from hrpo.tasks import ANSWER_HINT, ITEMS, NAMES
-    from studies.reworded_arith import problems
+    from studies.reworded_arith import accuracy_by_form, pairs_form, problems
     containers = problems("containers", 300)
     assert containers[0]["question"].startswith("A jar holds 18 tickets. Then 9 of the tickets are taken out.")
     assert containers == problems("containers", 300) and len({r["question"] for r in containers}) == 300
@@ -197,13 +197,16 @@ def test_reworded_wordings_state_the_answer_and_differ_from_the_task():
     for row in pairs:
         text = row["question"].removesuffix(ANSWER_HINT)
         a, b = map(int, re.findall(r"\d+", text))
-        kind = ("sum" if "together" in text or "in total" in text else "fewer" if "fewer" in text else "more")
+        kind = pairs_form(text)
         kinds.add(kind)
         assert int(row["answer"]) == (a + b if kind == "sum" else a - b) >= 1
         assert 2 <= a <= 20 and b <= 20
         assert not any(n in text for names in NAMES.values() for n in names)
         assert not any(f" {item}" in text for item in ITEMS) and "holds" not in text
     assert kinds == {"sum", "fewer", "more"}
+    rows = [{"question": r["question"], "reward": float(pairs_form(r["question"]) == "sum")} for r in pairs]
+    acc = accuracy_by_form(rows)
+    assert acc["sum"][0] == 1.0 and acc["fewer"][0] == acc["more"][0] == 0.0 and sum(n for _, n in acc.values()) == 300
     assert pairs != problems("pairs", 300, seed=1)
 
 
