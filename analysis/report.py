@@ -137,6 +137,7 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
                 **load_kw) -> tuple[dict, dict]:
     """Load, decode and analyse every model spec on the same problems; returns (tables, meta).
     Raises ValueError / ModelSpecError for a bad task or spec before or while loading it."""
+    from hrpo.rollout import decoding_config
     from hrpo.tasks import load_task
     if load is None:
         from hrpo.models import load_model as load
@@ -150,7 +151,7 @@ def run_compare(specs, task_spec: str, limit: int, cfg, split: str = "test", bat
         if on_model:
             on_model(label)
         hm = load(spec, **load_kw)
-        mcfg = dataclasses.replace(cfg, hybrid=cfg.hybrid and getattr(hm, "mode", "base") != "grpo")
+        mcfg = decoding_config(hm, cfg)                  # a GRPO checkpoint decodes plain, as the decoders do
         traces = decode_all(hm, task.problems, mcfg, batch_size)
         per_model[label] = model_frames(hm, label, task.problems, traces, k=k, seed=cfg.seed,
                                         map_method=map_method)

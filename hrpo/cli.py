@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from .config import ConfigError, RolloutConfig, TrainingError
+from .stopping import STOP_RULES
 
 
 class UsageError(ValueError):
@@ -27,11 +28,6 @@ def quiet_libraries() -> None:
     import transformers
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-
-
-def for_model(cfg: RolloutConfig, hm) -> RolloutConfig:
-    """GRPO checkpoints were trained on plain tokens: decode them without mixing."""
-    return dataclasses.replace(cfg, hybrid=cfg.hybrid and hm.mode != "grpo")
 
 
 def trace_json(hm, trace, model_spec: str, prompt: str) -> dict:
@@ -61,21 +57,25 @@ def shade(trace, tty: bool) -> str:
     return "".join(out) + f"\n\x1b[2m(shading: hidden ratio 0 .. {top:.4f})\x1b[0m"
 
 
+def sampling_config(args) -> RolloutConfig:
+    """The RolloutConfig of the sampling flags (add_sampling_args)."""
+    return RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                         greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed, stop=args.stop)
+
+
 def cmd_generate(args) -> int:
+    from .fastpath import make_decoder
     from .models import load_model
-    from .rollout import Decoder
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
     try:
         args.prompt.encode("utf-8")
     except UnicodeEncodeError:          # argv bytes that are not UTF-8 arrive as lone surrogates
         raise UsageError("the prompt is not valid UTF-8") from None
-    cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                        greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
+    cfg = sampling_config(args)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    cfg = for_model(cfg, hm)
-    dec = Decoder(hm, [args.prompt], cfg, raw=args.raw, keep_latents=args.json)
-    trace = dec.run()[0]
+    dec = make_decoder(hm, [args.prompt], cfg, raw=args.raw, keep_latents=args.json)
+    trace, cfg = dec.run()[0], dec.cfg           # dec.cfg: plain decoding for a GRPO checkpoint
     if args.json:
         print(json.dumps(trace_json(hm, trace, args.model or "default", args.prompt), ensure_ascii=False))
         return 0
@@ -142,24 +142,33 @@ def cmd_train(args) -> int:
     return 0
 
 
+def write_atomically(path: str, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def cmd_eval(args) -> int:
     from .evaluate import evaluate
     from .models import load_model
+    from .rollout import decoding_config
     from .tasks import load_task
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out and (os.path.isdir(args.out) or not os.path.isdir(os.path.dirname(os.path.abspath(args.out)))):
+        raise UsageError(f"--out {args.out}: not a file path in an existing directory")
     task = load_task(args.task, args.split, limit=args.limit)
-    cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
-                        greedy=args.greedy, hybrid=not args.no_hybrid, seed=args.seed)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    cfg = for_model(cfg, hm)
-    out = open(args.out, "w", encoding="utf-8") if args.out else None
-    try:
-        summary, _ = evaluate(hm, task.problems, cfg, args.batch_size,
-                              on_row=(lambda r: out.write(json.dumps(r, ensure_ascii=False) + "\n")) if out else None)
-    finally:
-        if out:
-            out.close()
+    cfg = decoding_config(hm, sampling_config(args))
+    summary, rows = evaluate(hm, task.problems, cfg, args.batch_size)
+    if args.out:                     # written only once the evaluation succeeded: a failed run keeps the old file
+        write_atomically(args.out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     summary = {"model": args.model, "task": args.task, "split": args.split, "hybrid": cfg.hybrid, **summary}
     if args.json:
         print(json.dumps(summary))
@@ -222,6 +231,9 @@ def add_sampling_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greedy", action="store_true", help="argmax decoding")
     p.add_argument("--no-hybrid", action="store_true", help="plain decoding, no latent mixing")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--stop", choices=STOP_RULES, default=d.stop,
+                   help="answer: end once the answer line is complete ('####', the answer, a newline) or at EOS; "
+                        "eos: the paper's, decode to EOS or --max-new-tokens and read the last '####'")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:

@@ -12,7 +12,9 @@ import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .prompts import PROMPT_FORMATS
 from .rewards import REWARDS
+from .stopping import STOP_RULES
 
 
 class ConfigError(ValueError):
@@ -129,9 +131,13 @@ class RolloutConfig(Config):
     greedy: bool = opt(False, "take the argmax token instead of sampling (evaluation)")
     hybrid: bool = opt(True, "mix latent embeddings into the input while reasoning (off = plain decoding)")
     seed: int = opt(0, "seed of the sampling generator")
+    stop: str = opt("answer", "when a completion ends: answer = once its answer line is complete ('####', the answer, "
+                              "a newline) or at EOS; eos = the paper's: at EOS or max_new_tokens, the answer read "
+                              "after the last '####' (hrpo/stopping.py)")
 
     def __post_init__(self):
         self.check_types()
+        check(self.stop in STOP_RULES, f"stop must be one of {', '.join(STOP_RULES)}, got {self.stop!r}")
         check(self.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
         check(self.top_k >= 0, f"top_k must be >= 0 (0 = no top-k), got {self.top_k}")
@@ -156,6 +162,11 @@ class TrainConfig(Config):
     max_new_tokens: int = opt(128, "completion length cap during training")
     temperature: float = opt(0.5, "sampling temperature tau")
     top_k: int = opt(50, "top-k of the sampling distribution and the latent mixture")
+    stop: str = opt("answer", "when a rollout ends: answer (the answer line is complete, or EOS) | eos (EOS or "
+                              "max_new_tokens, the paper's); see RolloutConfig.stop")
+    prompt_format: str = opt("hint", "how a question becomes the prompt (hrpo.prompts.PROMPT_FORMATS): hint = the "
+                                     "question and the answer-format hint, plain = the question as given; recorded "
+                                     "in every checkpoint, so decoding asks a visitor's question as in training")
     lr: float = opt(5e-6, "learning rate of the LoRA weights")
     gate_lr: float = opt(1e-4, "learning rate of the gate linears W_r, W_i")
     lambda_lr: float = opt(1e-3, "learning rate of Lambda")
@@ -195,10 +206,16 @@ class TrainConfig(Config):
     tensorboard: bool = opt(False, "also log to TensorBoard (when installed)")
     device: str | None = opt(None, "cpu | cuda (default: cuda when available)")
     dtype: str | None = opt(None, "float32 | bfloat16 (default: bf16 on cuda and on CPUs with native bf16, else fp32)")
+    emulated_bf16: bool = opt(False, "train in bfloat16 on a CPU without native bf16 kernels anyway (refused "
+                                     "otherwise: slower than float32 there, and the loss pass's log-probs drift "
+                                     "from the rollout's, i.e. off-policy)")
 
     def __post_init__(self):
         self.check_types()
         check(self.mode in ("hrpo", "grpo"), f"mode must be hrpo or grpo, got {self.mode!r}")
+        check(self.stop in STOP_RULES, f"stop must be one of {', '.join(STOP_RULES)}, got {self.stop!r}")
+        check(self.prompt_format in PROMPT_FORMATS,
+              f"prompt_format must be one of {', '.join(PROMPT_FORMATS)}, got {self.prompt_format!r}")
         check(self.reward in REWARDS, f"unknown reward {self.reward!r}; known: {', '.join(REWARDS)}")
         check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         check(self.group_size >= 2, f"group_size must be >= 2 (advantages compare completions), got {self.group_size}")
@@ -232,7 +249,7 @@ class TrainConfig(Config):
 
     def rollout_config(self, seed: int) -> RolloutConfig:
         return RolloutConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_k=self.top_k,
-                             hybrid=self.mode == "hrpo", seed=seed)
+                             hybrid=self.mode == "hrpo", seed=seed, stop=self.stop)
 
 
 # ---------------------------------------------------------------- training recipes (configs/*.json)

@@ -42,9 +42,9 @@ import torch
 
 from .config import RolloutConfig
 from .models import HybridModel
-from .rewards import extract_answer
-from .rollout import Decoder, ForceA, ScaleH, Step, Trace, left_pad
-from .static_engine import STATS, Engine, marker_step, marker_table, static_supported  # noqa: F401
+from .rollout import Decoder, ForceA, ScaleH, Step, Trace, check_prompt_ids, decoding_config, finish_trace, left_pad
+from .static_engine import STATS, Engine, static_supported
+from .stopping import stops
 
 _Engine = Engine         # the name gpu/gpu_check.py patches
 CHUNK = 8                # steps between host reads on CUDA
@@ -67,7 +67,8 @@ class StaticDecoder:
             raise ValueError("no prompts to decode")
         if not static_supported(hm):
             raise ValueError("the static decoder needs full attention in every layer; use rollout.Decoder")
-        self.hm, self.cfg, self.force_a, self.scale_h = hm, cfg or RolloutConfig(), force_a, scale_h
+        self.hm, self.cfg = hm, decoding_config(hm, cfg or RolloutConfig())
+        self.force_a, self.scale_h = force_a, scale_h
         self.keep_latents, self.keep_states = keep_latents or keep_states, keep_states
         self.capture = hm.device.type == "cuda" if capture is None else capture
         if self.capture and hm.device.type != "cuda":
@@ -75,14 +76,9 @@ class StaticDecoder:
         self.chunk = chunk or (CHUNK if hm.device.type == "cuda" else 1)
         self.ahead = hm.device.type == "cuda"        # start the next chunk before handing this one out
         ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
-        if any(len(i) == 0 for i in ids):
-            raise ValueError("empty prompt")
         width = max(map(len, ids))
         self.width = math.ceil(width / BUCKET) * BUCKET if self.capture else width
-        limit = getattr(hm.model.config, "max_position_embeddings", None)
-        if limit and self.width + self.cfg.max_new_tokens > limit:
-            raise ValueError(f"prompt ({width} tokens) + max_new_tokens ({self.cfg.max_new_tokens}) "
-                             f"exceeds the model's context of {limit} tokens")
+        check_prompt_ids(hm, ids, self.cfg.max_new_tokens, self.width)
         self.traces = [Trace(prompt=hm.tokenizer.decode(i), prompt_ids=i, hybrid=self.cfg.hybrid) for i in ids]
         self.generated, self.seconds, self.captured, self.capture_error = 0, 0.0, False, None
 
@@ -96,7 +92,7 @@ class StaticDecoder:
         # id(hm) too: a dataclasses.replace'd HybridModel (other eos ids or pieces) needs its own tables
         cfg, model = self.cfg, (id(self.hm), id(self.hm.model), id(self.hm.gate))
         key = (*model, len(self.traces), self.width, cfg.max_new_tokens, cfg.top_k, cfg.temperature, cfg.greedy,
-               cfg.hybrid, self.keep_latents, self.keep_states)
+               cfg.hybrid, cfg.stop, self.keep_latents, self.keep_states)
         with _ENGINES_LOCK:
             if key not in _ENGINES:
                 for old in [k for k in _ENGINES if k[:3] != model]:    # another model's graphs: let them go
@@ -129,13 +125,14 @@ class StaticDecoder:
             while read < done:
                 out = {name: buf[:, read:done].to("cpu", copy=True) for name, buf in eng.out.items()}  # one sync
                 first, read = read, done
-                more = self._running(out) and done < max_new
+                more = bool(eng.alive.any()) and done < max_new        # after these steps (synced above)
                 if more and self.ahead:
                     done = self._launch(eng, done, shared)
                 yield from self._events(out, first, kept)
                 if more and not self.ahead:
                     done = self._launch(eng, done, shared)
             self.captured, self.capture_error = eng.graph is not None, eng.capture_error
+            answered = (eng.state.line & stops(self.cfg)).tolist()
         finally:
             if shared:
                 if dev.type == "cuda":
@@ -143,9 +140,7 @@ class StaticDecoder:
                 eng.lock.release()
         self.seconds = time.perf_counter() - start
         for r, tr in enumerate(self.traces):
-            tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
-            tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
-            tr.answer = extract_answer(tr.text)
+            finish_trace(hm, tr, answered[r])
             for name, per_row in kept.items():
                 if per_row[r]:
                     kept_r = torch.cat(per_row[r])                               # (T, ...)
@@ -163,11 +158,6 @@ class StaticDecoder:
         n = min(self.chunk, max(1, done), max_new - done)
         eng.advance(n)
         return done + n
-
-    def _running(self, out: dict) -> bool:
-        """Is any row still running after the last step of these records?"""
-        alive = STATS.index("alive")
-        return any(s[-1, alive] > 0 and int(t[-1]) not in self.hm.eos_ids for s, t in zip(out["stats"], out["token"]))
 
     def _events(self, out: dict, first: int, kept: dict):
         """Yield the events of the records `out` (steps first, first + 1, ...) one position at a time, appending

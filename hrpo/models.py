@@ -15,6 +15,7 @@ Test: pytest tests/test_models.py
 """
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +27,8 @@ from .config import GateConfig
 from .cpu_precision import same_attention_path
 from .embedded import ModelSpecError, cached_gguf, embedded_dir, gguf_digest, is_embedded_file
 from .gate import ThinkingResidualGate
+from .prompts import SYSTEM_PROMPT, present, recorded_format
 
-SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
-                 "final answer after '####', like this: reasoning #### answer.")
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
@@ -45,13 +45,35 @@ def hub_reachable() -> bool:
 
 
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True when the CPU flags list avx512_bf16 or amx_bf16 (read from /proc/cpuinfo; False where absent)."""
+    """True when the CPU flags list avx512_bf16 or amx_bf16 (read from /proc/cpuinfo; False where absent).
+
+    HRPO_CPU_BF16=native | emulated overrides the flags: `emulated` rehearses an AVX2-only CPU on any machine
+    (with ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 for the kernels; .ci/run)."""
+    forced = os.environ.get("HRPO_CPU_BF16", "").strip().lower()
+    if forced in ("native", "emulated"):
+        return forced == "native"
+    if forced:
+        raise ModelSpecError(f"HRPO_CPU_BF16 must be native or emulated, got {forced!r}")
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             flags = next((line for line in f if line.startswith("flags")), "")
     except OSError:
         return False
     return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+# What bf16 costs on a CPU without native bf16 kernels (docs/PERFORMANCE.md, "bf16 on an AVX2-only CPU").
+EMULATED_BF16 = ("bfloat16 on this CPU is emulated (no avx512_bf16 or amx_bf16): {cost}; float32 is faster and "
+                 "exact here (docs/PERFORMANCE.md)")
+EMULATED_BF16_COST = "decoding about 2x slower than float32 and training log-probs off the rollout's by up to 0.2"
+_warned: list = []
+
+
+def warn_emulated_bf16() -> None:
+    """One line on stderr, once per process: bf16 asked for on a CPU that emulates it."""
+    if not _warned:
+        _warned.append(True)
+        print("warning: " + EMULATED_BF16.format(cost=EMULATED_BF16_COST), file=sys.stderr)
 
 
 def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tuple[torch.device, torch.dtype]:
@@ -72,6 +94,8 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None) -> tu
     if dtype is not None and dtype not in names:
         raise ModelSpecError(f"unknown dtype {dtype!r}; use one of {', '.join(names)}")
     if dtype:
+        if dev.type == "cpu" and names[dtype] == torch.bfloat16 and not cpu_has_native_bf16():
+            warn_emulated_bf16()
         return dev, names[dtype]
     native = dev.type == "cuda" or (dev.type == "cpu" and cpu_has_native_bf16())
     return dev, torch.bfloat16 if native else torch.float32
@@ -101,6 +125,7 @@ class HybridModel:
     dtype: torch.dtype
     eos_ids: frozenset = frozenset()
     mode: str = "base"                    # "base", or the mode of the checkpoint it came from
+    prompt_format: str = "plain"          # how encode presents a question (hrpo.prompts); a checkpoint's recorded one
     _pieces: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -126,10 +151,17 @@ class HybridModel:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, text: str, raw: bool = False) -> list[int]:
-        """Token ids of a prompt: chat-templated (special tokens come from the template) or raw."""
+        """Token ids of a prompt: the question in this model's prompt format, chat-templated (special tokens come
+        from the template), or the raw text as given."""
         if raw:
             return self.tokenizer(text)["input_ids"]
-        return self.tokenizer(self.chat_prompt(text), add_special_tokens=False)["input_ids"]
+        prompt = self.chat_prompt(present(text, self.prompt_format))
+        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+
+    @property
+    def plain_only(self) -> bool:
+        """A GRPO checkpoint was trained on plain tokens: it has no trained gate and decodes without latents."""
+        return self.mode == "grpo"
 
     @torch.no_grad()
     def nearest(self, vectors: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
@@ -219,5 +251,5 @@ def load_checkpoint(path, device=None, dtype=None, base=None) -> HybridModel:
     hm.model = hm.model.merge_and_unload().eval()
     if cfg["mode"] == "hrpo":
         load_gate_into(hm.gate, path)
-    hm.spec, hm.mode = str(path), cfg["mode"]
+    hm.spec, hm.mode, hm.prompt_format = str(path), cfg["mode"], recorded_format(train)
     return hm

@@ -5,17 +5,19 @@ Per generated position, while a row's completion does not yet contain '####':
     h = E^T p / ||p||_2      -- gathered over the k kept rows of E, never a dense V x H product
     next input = gate(E[x], h)  -- a * e + sqrt(1 - a^2 + 1e-8) * (i * h)
 From the token that completes '####' on, inputs are plain E[x]; prompts are never mixed.
-The marker is found per row from each new token's text and a 3-character tail, so a '####' split
-over several tokens is caught without re-decoding the completion.
-A row that writes EOS leaves the batch (its KV-cache rows are dropped), so later steps compute only the
-rows still writing; sampling draws as if every row were still there, so no row's tokens depend on when
-the others finish (tests/test_rollout.py -k finished).
+The marker, and under the stop rule "answer" the end of the answer line, are tracked per row by the automaton
+of hrpo/stopping.py (token tables on device), so a '####' split over several tokens is caught without
+re-decoding the completion.
+A row that writes EOS (or completes its answer line, under stop="answer") leaves the batch (its KV-cache rows
+are dropped), so later steps compute only the rows still writing; sampling draws as if every row were still
+there, so no row's tokens depend on when the others finish (tests/test_rollout.py -k finished).
 
 Each Step also records the effective vocabulary 1 / sum(p^2) = 1 / ||p||_2^2 (the inverse square of the
 norm that normalises h): about 1 for a peaked p, k for a uniform top-k.
 `Decoder(...).steps()` yields the per-step records as they are produced (the live UI streams them);
 `rollout()` runs it to the end and returns one Trace per prompt.  Test: pytest tests/test_rollout.py
 """
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ from .config import RolloutConfig
 from .cpu_precision import LeanDecodeStep, low_precision
 from .gate import hidden_ratio
 from .models import HybridModel
-from .rewards import MARKER, extract_answer
+from .rewards import extract_answer
+from .stopping import AnswerState, advance, marker_table, stops
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Trace:
     steps: list[Step] = field(default_factory=list)
     text: str = ""
     answer: str | None = None
-    finish: str = "length"                 # "eos" or "length"
+    finish: str = "length"                 # "eos", "answer" (the stop rule: answer line complete) or "length"
     hybrid: bool = True
     latents: torch.Tensor | None = None    # (T, H) float32 on CPU: h per step (keep_latents, hybrid)
     inputs: torch.Tensor | None = None     # (T, H) the embedding fed after each step (keep_states)
@@ -63,18 +66,23 @@ class Trace:
         return [s.thinking for s in self.steps]
 
 
-class MarkerWatch:
-    """Per row: has the completion so far contained '####'?  Keeps only a 3-character tail."""
+def decoding_config(hm, cfg: RolloutConfig) -> RolloutConfig:
+    """The config a decode of `hm` runs with: plain tokens for a model trained without latents (a GRPO checkpoint,
+    HybridModel.plain_only: its gate was never trained), else `cfg` as given.  Both decoders apply it, so every
+    path (training rollouts, eval, generate, Live, Compare, replays, studies) decodes a GRPO model as it was
+    trained.  Test: pytest tests/test_stopping.py -k policy"""
+    return dataclasses.replace(cfg, hybrid=False) if cfg.hybrid and getattr(hm, "plain_only", False) else cfg
 
-    def __init__(self, rows: int, marker: str = MARKER):
-        self.marker, self.tails, self.seen = marker, [""] * rows, [False] * rows
 
-    def push(self, row: int, piece: str) -> bool:
-        if not self.seen[row]:
-            text = self.tails[row] + piece
-            self.seen[row] = self.marker in text
-            self.tails[row] = text[-(len(self.marker) - 1):]
-        return self.seen[row]
+def finish_trace(hm, trace: Trace, answered: bool) -> None:
+    """Set a decoded trace's finish ("eos", "answer": its answer line completed under the stop rule, or "length"),
+    text and answer (after the last '####'); both decoders end with it."""
+    if trace.token_ids and trace.token_ids[-1] in hm.eos_ids:
+        trace.finish = "eos"
+    else:
+        trace.finish = "answer" if answered else "length"
+    trace.text = hm.tokenizer.decode(trace.token_ids, skip_special_tokens=True)
+    trace.answer = extract_answer(trace.text)
 
 
 def step_distribution(logits: torch.Tensor, top_k: int, temperature: float):
@@ -187,15 +195,10 @@ class Decoder:
                  force_a: ForceA | None = None, scale_h: ScaleH | None = None):
         if not prompts:
             raise ValueError("no prompts to decode")
-        self.hm, self.cfg, self.scale_h = hm, cfg or RolloutConfig(), scale_h
+        self.hm, self.cfg, self.scale_h = hm, decoding_config(hm, cfg or RolloutConfig()), scale_h
         self.keep_latents, self.keep_states, self.force_a = keep_latents or keep_states, keep_states, force_a
         ids = [p if isinstance(p, list) else hm.encode(p, raw=raw) for p in prompts]
-        if any(len(i) == 0 for i in ids):
-            raise ValueError("empty prompt")
-        limit = getattr(hm.model.config, "max_position_embeddings", None)
-        if limit and max(map(len, ids)) + self.cfg.max_new_tokens > limit:
-            raise ValueError(f"prompt ({max(map(len, ids))} tokens) + max_new_tokens "
-                             f"({self.cfg.max_new_tokens}) exceeds the model's context of {limit} tokens")
+        check_prompt_ids(hm, ids, self.cfg.max_new_tokens)
         texts = [hm.tokenizer.decode(i) for i in ids]
         self.traces = [Trace(prompt=t, prompt_ids=i, hybrid=self.cfg.hybrid) for t, i in zip(texts, ids)]
         self.generated, self.seconds = 0, 0.0
@@ -210,6 +213,47 @@ class Decoder:
             out = self.hm.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
                                 cache=cache, use_cache=True, logits_to_keep=last)
         return out.logits[:, -1], out.cache               # (b, V) in the model's dtype
+
+    def _pick(self, probs, idx, active, rows, gen) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pick (b, 1) positions in the kept k, x (b,) token ids): argmax when greedy, else a draw."""
+        pick = probs.argmax(-1, keepdim=True) if self.cfg.greedy else sample(probs, active, rows, gen)
+        return pick, (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)
+
+    def _mix(self, t, e, probs, idx, think, active, rows):
+        """The next inputs (b, H), gate values a (b, H) and latents h (b, H) (None: plain decoding): the gate mixes
+        h into E[x] at thinking rows; other rows keep E[x] and a = 1."""
+        a = torch.ones_like(e, dtype=torch.float32)
+        if not self.cfg.hybrid:
+            return e, a, None
+        h = latent_embedding(probs, idx, self.hm.embeddings)                      # (b, H)
+        gate = functools.partial(self.hm.gate, force_a=self.force_a(t) if self.force_a else None)
+        scale = self.scale_h(t) if self.scale_h else None
+        h_in = h if scale is None else h.float() * scale                         # the trace keeps h itself
+        mixed, a_mix = gate(e, h_in) if len(active) == rows else on_all_rows(gate, (e, h_in), active, rows)
+        think = think.unsqueeze(-1)
+        return torch.where(think, mixed, e), torch.where(think, a_mix, a), h
+
+    def _record(self, t, x, think, stats, live, active, e, h, probs, idx, kept) -> list[tuple[int, Step]]:
+        """Append this position's Step (and kept tensors) to the traces of the live rows; returns the events."""
+        x_list, thinking = x.tolist(), think.tolist()
+        if self.keep_states:
+            top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)         # (b, 10)
+            top_ids = idx.gather(-1, j) if idx is not None else j
+        events = []
+        for j, (r, on) in enumerate(zip(active.tolist(), live.tolist())):
+            if not on:
+                continue
+            st = Step(t, self.hm.piece(x_list[j]), x_list[j], thinking[j], *stats[j])
+            self.traces[r].steps.append(st)
+            self.traces[r].token_ids.append(x_list[j])
+            if self.keep_latents and h is not None:
+                kept["latents"][r].append(h[j].float().cpu())
+            if self.keep_states:
+                kept["inputs"][r].append(e[j].float().cpu())
+                kept["top_ids"][r].append(top_ids[j].cpu())
+                kept["top_probs"][r].append(top_probs[j].cpu())
+            events.append((r, st))
+        return events
 
     @torch.no_grad()
     def steps(self) -> Iterator[list[tuple[int, Step]]]:
@@ -226,54 +270,26 @@ class Decoder:
         rows = len(self.traces)
         active = torch.arange(rows, device=dev)     # (b,) the trace of each batch row: finished rows leave
         live = torch.ones(rows, dtype=torch.bool, device=dev)   # (b,) False: a finished row kept as filler
-        watch = MarkerWatch(rows)
+        state, table, answered = AnswerState.zeros(rows, dev), marker_table(hm), [False] * rows
         gen = torch.Generator(device=dev).manual_seed(cfg.seed)
         eos = torch.tensor(sorted(hm.eos_ids), device=dev)
         kept = {name: [[] for _ in range(rows)] for name in ("latents", "inputs", "top_ids", "top_probs")}
         for t in range(cfg.max_new_tokens):
             probs, logp, idx, scaled = step_distribution(logits, cfg.top_k, cfg.temperature)   # (b, k)
-            pick = probs.argmax(-1, keepdim=True) if cfg.greedy else sample(probs, active, rows, gen)
-            x = (idx.gather(-1, pick) if idx is not None else pick).squeeze(-1)  # (b,)
+            pick, x = self._pick(probs, idx, active, rows, gen)
             x = torch.where(live, x, torch.full_like(x, hm.pad_id))
-            lp = token_logprob(scaled, pick)                                     # (b,) = token_logprobs(logits, x)
-            entropy = -(probs * logp).sum(-1)                                    # (b,)
-            eff_vocab = 1.0 / probs.pow(2).sum(-1)                               # (b,) = 1 / ||p||_2^2
-            x_list, act, live_list = x.tolist(), active.tolist(), live.tolist()
-            pieces = [hm.piece(i) for i in x_list]
-            thinking = [cfg.hybrid and w and not watch.push(r, p) for r, w, p in zip(act, live_list, pieces)]
-            e = E[x]                                                             # (b, H)
-            a = torch.ones_like(e, dtype=torch.float32)
-            h = None
-            if cfg.hybrid:
-                h = latent_embedding(probs, idx, E)                              # (b, H)
-                gate = functools.partial(hm.gate, force_a=self.force_a(t) if self.force_a else None)
-                scale = self.scale_h(t) if self.scale_h else None
-                h_in = h if scale is None else h.float() * scale                 # the trace keeps h itself
-                mixed, a_mix = gate(e, h_in) if len(act) == rows else on_all_rows(gate, (e, h_in), active, rows)
-                think = torch.tensor(thinking, device=dev).unsqueeze(-1)
-                e = torch.where(think, mixed, e)
-                a = torch.where(think, a_mix, a)
-            if self.keep_states:
-                top_probs, j = probs.topk(min(10, probs.shape[-1]), dim=-1)     # (b, 10)
-                top_ids = idx.gather(-1, j) if idx is not None else j
-            stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), lp, entropy, eff_vocab], -1).tolist()
-            events = []
-            for j, r in enumerate(act):
-                if not live_list[j]:
-                    continue
-                st = Step(t, pieces[j], x_list[j], thinking[j], *stats[j])
-                self.traces[r].steps.append(st)
-                self.traces[r].token_ids.append(x_list[j])
-                if self.keep_latents and h is not None:
-                    kept["latents"][r].append(h[j].float().cpu())
-                if self.keep_states:
-                    kept["inputs"][r].append(e[j].float().cpu())
-                    kept["top_ids"][r].append(top_ids[j].cpu())
-                    kept["top_probs"][r].append(top_probs[j].cpu())
-                events.append((r, st))
+            state = advance(table, x, state, live)
+            think = live & ~state.seen & cfg.hybrid                             # (b,) mixed after this token
+            e, a, h = self._mix(t, E[x], probs, idx, think, active, rows)
+            stats = torch.stack([a.mean(-1), hidden_ratio(a).mean(-1), token_logprob(scaled, pick),
+                                 -(probs * logp).sum(-1), 1.0 / probs.pow(2).sum(-1)], -1).tolist()
+            events = self._record(t, x, think, stats, live, active, e, h, probs, idx, kept)
             self.generated += len(events)
             yield events
-            live &= ~torch.isin(x, eos)
+            ended = live & state.line if stops(cfg) else torch.zeros_like(live)
+            for r in active[ended].tolist():
+                answered[r] = True
+            live &= ~(torch.isin(x, eos) | ended)
             if not live.any() or t == cfg.max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
@@ -282,14 +298,13 @@ class Decoder:
                 keep = torch.cat([keep, (~live).nonzero().squeeze(-1)])[:min(MIN_ROWS, len(live))].sort().values
             if len(keep) < len(live):       # finished rows leave the batch: later steps compute only the others
                 active, live, e, mask, next_pos = active[keep], live[keep], e[keep], mask[keep], next_pos[keep]
+                state = state.select(keep)
                 cache.reorder_cache(keep)
             logits, cache = self._forward(e.unsqueeze(1), mask, next_pos, cache, lean)
             next_pos = next_pos + 1
         self.seconds = time.perf_counter() - start
         for r, tr in enumerate(self.traces):
-            tr.finish = "eos" if tr.token_ids and tr.token_ids[-1] in hm.eos_ids else "length"
-            tr.text = hm.tokenizer.decode(tr.token_ids, skip_special_tokens=True)
-            tr.answer = extract_answer(tr.text)
+            finish_trace(hm, tr, answered[r])
             for name, per_row in kept.items():
                 if per_row[r]:
                     setattr(tr, name, torch.stack(per_row[r]))
@@ -304,7 +319,19 @@ class Decoder:
         return self.generated / self.seconds if self.seconds else 0.0
 
 
+def check_prompt_ids(hm, ids: list[list[int]], max_new_tokens: int, width: int | None = None) -> None:
+    """ValueError unless every prompt has tokens and the longest (or `width`, the static decoder's padded one)
+    plus max_new_tokens fits the model's context; both decoders check with it."""
+    if any(len(i) == 0 for i in ids):
+        raise ValueError("empty prompt")
+    limit = getattr(hm.model.config, "max_position_embeddings", None)
+    longest = max(map(len, ids))
+    if limit and (width or longest) + max_new_tokens > limit:
+        raise ValueError(f"prompt ({longest} tokens) + max_new_tokens ({max_new_tokens}) exceeds the model's "
+                         f"context of {limit} tokens")
+
+
 def rollout(hm: HybridModel, prompts, cfg: RolloutConfig | None = None, **kw) -> list[Trace]:
-    """Decode every prompt (question strings, or token-id lists) and return one Trace each."""
+    """Decode every prompt (question strings, or token-id lists) with the eager Decoder; one Trace each."""
     return Decoder(hm, prompts, cfg, **kw).run()
 

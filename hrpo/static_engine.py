@@ -1,5 +1,5 @@
-"""The device side of hrpo.fastpath.StaticDecoder: the '####' automaton and `Engine`, the static buffers and
-the one decode step that a CUDA graph captures.
+"""The device side of hrpo.fastpath.StaticDecoder: `Engine`, the static buffers and the one decode step that a
+CUDA graph captures.
 
 Per step (the method of rollout.Decoder, docs/DESIGN.md section 1, "Hybrid rollout"):
     p = softmax(top_k(logits) / tau);  x = argmax p (greedy) or argmax p / q, q ~ Exp(1) (torch.multinomial's draw)
@@ -7,11 +7,8 @@ Per step (the method of rollout.Decoder, docs/DESIGN.md section 1, "Hybrid rollo
     next input = gate(E[x], h) while the row has not yet produced '####', else E[x]
 with a = the forced value force[t] where it is not NaN (Decoder's force_a), the learned gate elsewhere.
 
-'####' is tracked without strings: per vocabulary id we precompute contains4, all_hash (only '#';
-the empty piece counts, it changes nothing), length L, leading and trailing '#' counts; each row
-keeps s = trailing '#' run (0..3) and seen.  Transition for token x (see marker_step):
-    all_hash: seen |= s + L >= 4, s = min(s + L, 3);  else: seen |= contains4 or s + lead >= 4, s = min(trail, 3)
-which equals searching '####' in the concatenated pieces (rollout.MarkerWatch).
+'####' and the end of the answer line are tracked by hrpo/stopping.py's automaton (token tables, no strings),
+as in the eager Decoder: a row stops at EOS, or once its answer line is complete under stop="answer".
 
 Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B = rows):
   cache    transformers StaticCache of width + max_new columns: the prompts at [0, P) (P <= width their own
@@ -21,7 +18,7 @@ Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B 
   mask     (B, width + max_new) attention mask; pos (B, 1) position ids; cpos (1,) the next cache column;
            t (1,) the step counter: all advanced in place
   logits   (B, V) the next position's logits, in the model's dtype
-  alive, seen, s (B,): not yet past EOS, '####' seen, trailing '#' run
+  alive (B,): still decoding; state: the stopping.AnswerState per row ('####' seen, answer line complete...)
   force    (max_new,) float32: the forced gate value per step, NaN = the learned gate
   hscale   (max_new,) float32: the factor on the latent h as the gate mixes it, per step (Decoder's scale_h)
   out      records written at column t: token (B, max_new) long, stats (B, max_new, 7) float32 (STATS);
@@ -39,37 +36,11 @@ from .config import RolloutConfig
 from .cpu_precision import low_precision
 from .gate import hidden_ratio, mix
 from .models import HybridModel
-from .rewards import MARKER
 from .rollout import distinct_rows, latent_embedding, prompt_pass, step_distribution, token_logprob
+from .stopping import AnswerState, advance, marker_table, stops
 
 STATS = ("gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab", "thinking", "alive")   # out["stats"] columns
 TOP = 10                 # keep_states: the most likely next tokens kept per step
-_TABLES: dict = {}       # id(hm) -> (hm, {device: (V, 5) table}); pieces are per HybridModel
-
-
-def marker_table(hm: HybridModel) -> torch.Tensor:
-    """(V, 5) long on hm.device: contains4, all_hash, length, leading '#', trailing '#' per token id."""
-    V = hm.embeddings.shape[0]
-    entry = _TABLES.get(id(hm))
-    if entry is None or entry[0] is not hm:
-        entry = _TABLES[id(hm)] = (hm, {})
-    if hm.device not in entry[1]:
-        rows = []
-        for i in range(V):
-            p = hm.piece(i)
-            lead, trail = len(p) - len(p.lstrip("#")), len(p) - len(p.rstrip("#"))
-            rows.append((MARKER in p, lead == len(p), len(p), lead, trail))
-        entry[1][hm.device] = torch.tensor(rows, dtype=torch.long, device=hm.device)
-    return entry[1][hm.device]
-
-
-def marker_step(table: torch.Tensor, x: torch.Tensor, s: torch.Tensor, seen: torch.Tensor):
-    """One automaton step for tokens x (B,): returns (s, seen) after x; both tensors, no host sync."""
-    c4, all_hash, length, lead, trail = table[x].unbind(-1)                      # (B,) each
-    run = s + length
-    hit = torch.where(all_hash.bool(), run >= 4, c4.bool() | (s + lead >= 4))
-    s_new = torch.where(all_hash.bool(), run.clamp(max=3), trail.clamp(max=3))
-    return torch.where(seen, s, s_new), seen | hit
 
 
 def static_supported(hm: HybridModel) -> bool:
@@ -96,7 +67,7 @@ class Engine:
         z = lambda *shape, dtype=torch.long: torch.zeros(shape, dtype=dtype, device=dev)  # noqa: E731
         self.mask, self.pos, self.cpos, self.t = z(rows, total), z(rows, 1), z(1), z(1)
         self.logits = None                                   # (B, V) in the model's dtype, made by the first load
-        self.alive, self.seen, self.s = z(rows, dtype=torch.bool), z(rows, dtype=torch.bool), z(rows)
+        self.alive, self.state = z(rows, dtype=torch.bool), AnswerState.zeros(rows, dev)
         self.force = torch.full((self.max_new,), float("nan"), device=dev)
         self.hscale = torch.ones(self.max_new, device=dev)
         self.out = {"token": z(rows, self.max_new), "stats": z(rows, self.max_new, len(STATS), dtype=torch.float32)}
@@ -136,8 +107,7 @@ class Engine:
         self.cpos.fill_(P)
         self.t.zero_()
         self.alive.fill_(True)
-        self.seen.zero_()
-        self.s.zero_()
+        self.state.copy_(AnswerState.zeros(len(self.alive), self.alive.device))
         self.force.copy_(torch.tensor([float("nan") if f is None else float(f) for f in force]))
         self.hscale.copy_(torch.tensor([1.0 if f is None else float(f) for f in scale or [None] * self.max_new]))
         for buf in self.out.values():
@@ -158,13 +128,10 @@ class Engine:
         x = torch.where(self.alive, x, torch.full_like(x, hm.pad_id))
         e = E[x]                                                                 # (B, H)
         a = torch.ones_like(e, dtype=torch.float32)
-        think = torch.zeros_like(self.alive)
+        self.state.copy_(advance(self.table, x, self.state, self.alive))
+        think = self.alive & ~self.state.seen & cfg.hybrid
         rec = {}
         if cfg.hybrid:
-            s, seen = marker_step(self.table, x, self.s, self.seen)
-            think = self.alive & ~seen
-            self.s.copy_(torch.where(self.alive, s, self.s))
-            self.seen.copy_(torch.where(self.alive, seen, self.seen))
             h = latent_embedding(probs, idx, E)                                  # (B, H)
             a_gate, i = hm.gate.gates(e)                 # the gate's forward, with a forced per step from a tensor
             f = self.force.index_select(0, self.t)                               # (1,) NaN: learned
@@ -184,6 +151,8 @@ class Engine:
         for name, buf in self.out.items():
             buf.index_copy_(1, self.t, rec[name].unsqueeze(1))
         self.alive.logical_and_(~self.is_eos[x])
+        if stops(cfg):
+            self.alive.logical_and_(~self.state.line)
         self.mask.index_fill_(1, self.cpos, 1)
         with low_precision(hm.model):        # bf16 LoRA adapters as in Decoder and teacher forcing (captured too)
             out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=self.mask, position_ids=self.pos,

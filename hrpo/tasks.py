@@ -5,11 +5,17 @@ Specs:
                       larger numbers).  A problem's split is decided by a SHA-256 of its text (sans hint),
                       so train and test are disjoint by construction; train has 5000 problems (seeded
                       by `seed`), test 500 (fixed, `seed` is ignored); `limit` asks for more or fewer.
+  forms               arithmetic word problems in many question forms (hrpo/word_problems.py), training forms
+                      and templates: train 5000 (seeded), valid 300 and test 500 (fixed), split by SHA-256
+  forms:heldout       the held-out forms and templates of `forms`: 500 fixed problems, served for any split
+  everyday            data/everyday/everyday.jsonl: hand-written everyday problems (evaluation only; any split)
   gsm8k               <data>/gsm8k/{train,test}.jsonl[.gz], else HF `datasets` openai/gsm8k
   mgsm:<lang>         <data>/mgsm/mgsm_<lang>.tsv[.gz] (question TAB answer; test data, served for any split)
   jsonl:PATH          lines {"question", "answer"} (math; "kind": "qa" for QA, answer str or list), or
                       {"question", "choices": [...], "answer": "B"} (multiple choice, lettered A-J);
                       PATH may be gzipped (*.gz)
+Splits: train, valid, test.  Only `forms` has a valid split; arith and gsm8k have train and test; mgsm and
+jsonl serve their one file for train and test; forms:heldout and everyday serve their one set for any split.
 Malformed file lines are skipped, counted in Task.skipped and reported on stderr.
 <data> is `data_dir`, else $HRPO_DATA, else the repository's own data/ (GSM8K and MGSM, gzipped, with
 their licences: data/README.md).  A file is read plain when present, else from its `.gz`.
@@ -28,13 +34,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .prompts import ANSWER_HINT
+
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
-SPECS = ("arith", "arith:<level 1-5>", "gsm8k", "mgsm:<" + "|".join(MGSM_LANGS) + ">", "jsonl:PATH")
+SPECS = ("arith", "arith:<level 1-5>", "forms", "forms:heldout", "everyday", "gsm8k",
+         "mgsm:<" + "|".join(MGSM_LANGS) + ">", "jsonl:PATH")
 LETTERS = string.ascii_uppercase[:10]                   # A-J
-# The wording that lets SmolLM2-135M write '####' exactly once (see studies/calibrate_arith.py): plain
-# "Give the final answer after ####." makes it repeat '#### n' lines until max_new_tokens.
-ANSWER_HINT = "\n\nFormat:\n<one line of working>\n#### <number>"
 ARITH_SIZES = {"train": 5000, "test": 500}
+SPLITS = ("train", "valid", "test")
 TEST_SHARE = 10                                          # 1 in 10 question texts belongs to the test split
 # level -> (steps, largest starting number, largest operand, operations)
 ARITH_LEVELS = {1: (1, 9, 9, "+"), 2: (1, 20, 10, "+-"), 3: (2, 50, 20, "+-"),
@@ -293,17 +300,49 @@ def _mgsm(lang: str, data_dir: str | None) -> Task:
     return Task(f"mgsm:{lang}", "math", problems, len(bad), message)
 
 
+def _forms(spec: str, split: str, limit: int | None, seed: int) -> Task:
+    """`forms` (train / valid / test) or `forms:heldout` (the held-out set whatever the split)."""
+    # imported here, not at the top: word_problems imports Problem from this module
+    from hrpo import word_problems
+    which = "heldout" if spec == "forms:heldout" else split
+    n = limit if limit is not None else word_problems.SIZES[which]
+    return Task(spec, "math", word_problems.word_problems(which, n, seed))
+
+
+def _no_valid_split(spec: str) -> None:
+    """Raise ValueError for split 'valid' of a task without one, saying which splits the task has."""
+    if spec in ("arith", "gsm8k") or spec.startswith("arith:"):
+        has = "train and test"
+    elif spec.startswith("mgsm:") or (spec.startswith("jsonl:") and len(spec) > len("jsonl:")):
+        has = "one file, served for train and test"
+    else:
+        raise ValueError(f"unknown task {spec!r}; use one of: {', '.join(SPECS)}")
+    raise ValueError(f"task {spec!r} has no valid split: it has {has}")
+
+
+def held_out_split(spec: str) -> str:
+    """The split that picks checkpoints during training (TrainConfig.eval_every): valid where the task has
+    one (forms), else test."""
+    return "valid" if str(spec).strip() == "forms" else "test"
+
+
 def load_task(spec: str, split: str = "train", limit: int | None = None, seed: int = 0,
               data_dir: str | None = None) -> Task:
     """The task named by `spec` (see the module doc); `limit` keeps the first `limit` problems."""
-    if split not in ARITH_SIZES:
-        raise ValueError(f"unknown split {split!r}; use train or test")
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; use train, valid or test")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
     spec = str(spec).strip()
+    if spec in ("forms", "forms:heldout"):
+        return _forms(spec, split, limit, seed)
+    if split == "valid" and spec != "everyday":
+        _no_valid_split(spec)
     if spec == "arith" or spec.startswith("arith:"):
         return _arith(spec, split, limit, seed)
-    if spec == "gsm8k":
+    if spec == "everyday":
+        task = load_jsonl(REPO_DATA / "everyday" / "everyday.jsonl", "everyday")
+    elif spec == "gsm8k":
         task = _gsm8k(split, data_dir)
     elif spec.startswith("mgsm:"):
         task = _mgsm(spec.split(":", 1)[1], data_dir)

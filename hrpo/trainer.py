@@ -30,10 +30,10 @@ from .config import RolloutConfig, TrainConfig, TrainingError
 from .cpu_precision import folded_lora
 from .fastpath import make_decoder, static_wanted
 from .loss import group_advantages, policy_loss, tis_weights
-from .models import attach_adapter, load_model
+from .models import EMULATED_BF16, EMULATED_BF16_COST, attach_adapter, cpu_has_native_bf16, load_model
 from .rewards import apply_reward, get_reward, score
 from .selectivity import SELECTIVITY, nan_for_none, none_for_nan, selectivity, thinking_records
-from .tasks import load_task
+from .tasks import held_out_split, load_task
 from .teacher_forcing import completion_logprobs, pack
 
 # metrics.jsonl, one line per step (the app and scripts/plot_dynamics.py read these names):
@@ -199,7 +199,12 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         device = "cpu" if self.acc.device.type == "cpu" else str(self.acc.device)
+        if device == "cpu" and cfg.dtype in ("bfloat16", "bf16") and not cpu_has_native_bf16() \
+                and not cfg.emulated_bf16:
+            raise TrainingError(EMULATED_BF16.format(cost=EMULATED_BF16_COST) + "; training refuses it unless "
+                                "asked twice: --dtype bfloat16 --emulated-bf16")
         hm = load_model(cfg.model, device=device, dtype=cfg.dtype, gate_config=cfg.gate_config)
+        hm.prompt_format = cfg.prompt_format           # rollouts, evaluation and the saved checkpoint use it
         for p in hm.model.parameters():
             p.requires_grad_(False)
         state, step = None, 0
@@ -369,9 +374,9 @@ class Trainer:
         if not self.acc.is_main_process:
             return None
         from .evaluate import evaluate
-        problems = load_task(self.cfg.task, "test", limit=self.cfg.eval_limit).problems
+        problems = load_task(self.cfg.task, held_out_split(self.cfg.task), limit=self.cfg.eval_limit).problems
         cfg = RolloutConfig(max_new_tokens=self.cfg.max_new_tokens, temperature=self.cfg.temperature,
-                            top_k=self.cfg.top_k, greedy=True, hybrid=self.hybrid)
+                            top_k=self.cfg.top_k, greedy=True, hybrid=self.hybrid, stop=self.cfg.stop)
         with self._folded():
             summary = {"step": step, **evaluate(self.hm, problems, cfg)[0]}
         with open(self.out / "eval.jsonl", "a", encoding="utf-8") as f:

@@ -62,7 +62,7 @@ def cmd_run(args) -> None:
     for item in args.models:
         name, spec = item.split("=", 1)
         spec, _, r_min = spec.partition("@r")            # default@r0.95: the base with a fresh gate at r_min 0.95
-        hybrid = "-plain" not in name and "grpo" not in name
+        hybrid = "-plain" not in name              # a GRPO checkpoint decodes plain anyway (decoding_config)
         if all((out / f"{name}__{s}.jsonl").exists() for s in sets):
             continue
         torch.manual_seed(0)
@@ -70,7 +70,7 @@ def cmd_run(args) -> None:
                         gate_config=GateConfig(r_min=float(r_min)) if r_min else None)
         train = read_config(spec).get("train", {}) if is_checkpoint(Path(spec)) else {}
         cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=train.get("temperature", 0.5),
-                            top_k=train.get("top_k", 50), greedy=True, hybrid=hybrid)
+                            top_k=train.get("top_k", 50), greedy=True, hybrid=hybrid, stop=args.stop)
         for s, problems in sets.items():
             summary, rows = evaluate(hm, problems, cfg, batch_size=25)
             (out / f"{name}__{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -150,6 +150,7 @@ def main() -> None:
     r.add_argument("--limit", type=int, default=300)
     r.add_argument("--max-new-tokens", type=int, default=128)
     r.add_argument("--out", default="runs/eval/study")
+    r.add_argument("--stop", default="answer", choices=["answer", "eos"], help="the stop rule (RolloutConfig.stop)")
     r.set_defaults(func=cmd_run)
     p = sub.add_parser("report")
     p.add_argument("--out", default="runs/eval/study")

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 import gradio as gr
 
 from analysis import export, plots, projections, replay
+from hrpo.checkpoint import is_checkpoint, read_config
 from hrpo.fastpath import make_decoder
+from hrpo.rewards import score
 from hrpo.rollout import Trace
 
 from .common import Studio, number, rollout_config, user_error
@@ -21,15 +23,22 @@ from .gpu import gpu_task, live_seconds
 
 UPDATE_S = 0.25          # tokens and status at most this often (bench/bench_live.py measures the cost)
 CHART_S = 3.0            # the chart at most this often (a plotly figure is the costly part of an update)
-EXAMPLES = [
-    "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?",
+# (prompt, expected answer): the English ones are everyday questions in plain wording; the shipped HRPO model
+# answers the first four greedily (tests/test_app.py), Janet's ducks (GSM8K) is beyond a 135M model and the
+# status says so.  The others show the model on languages it was not trained on.
+EXAMPLE_ANSWERS = {
+    "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?": "19",
+    "Lily had 20 balloons. 6 flew away. How many balloons does she have now?": "14",
+    "There are 5 boxes with 6 pens in each box. How many pens are there?": "30",
+    "Sam has 4 cards. Kai has 3 times as many cards. How many cards does Kai have?": "12",
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
-    "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?",
-    "小明有5个苹果，又买了3个。他现在有几个苹果？",
-    "Marie hat 4 Äpfel und kauft 6 dazu. Wie viele Äpfel hat sie jetzt?",
-    "У Маши 9 конфет, она съела 4. Сколько конфет осталось?",
-    "Juan tiene 8 lápices y regala 3. ¿Cuántos lápices le quedan?",
-]
+    "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?": "18",
+    "小明有5个苹果，又买了3个。他现在有几个苹果？": "8",
+    "Marie hat 4 Äpfel und kauft 6 dazu. Wie viele Äpfel hat sie jetzt?": "10",
+    "У Маши 9 конфет, она съела 4. Сколько конфет осталось?": "5",
+    "Juan tiene 8 lápices y regala 3. ¿Cuántos lápices le quedan?": "5",
+}
+EXAMPLES = list(EXAMPLE_ANSWERS)
 STEP_HEADERS = ["step", "token", "thinking", "gate a", "hidden ratio", "entropy", "eff. vocab 1/Σp²",
                 "latent nearest (cosine)"]
 COUNTERFACTUALS = ["force gate a", "scale the latent"]
@@ -67,6 +76,33 @@ def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
     yield steps, True
 
 
+PLAIN_NOTE = "plain decoding (GRPO checkpoint: trained without latents)"
+BASE_NOTE = "hybrid decoding with a fresh gate (a ≈ 1): the untrained HRPO starting point"
+HRPO_NOTE = "hybrid decoding with the checkpoint's trained gate"
+
+
+def decoding_mode(st: Studio, spec: str):
+    """(note, hybrid checkbox update) for a model spec: a GRPO checkpoint decodes plain (hrpo.rollout.decoding_config)
+    and its hybrid box is off and disabled; an HRPO checkpoint or a base model keep the box."""
+    try:
+        path = st.host.resolve(spec)
+        mode = read_config(path)["mode"] if is_checkpoint(path) else "base"
+    except (ValueError, OSError):
+        mode = "base"
+    if mode == "grpo":
+        return f"*{PLAIN_NOTE}*", gr.Checkbox(value=False, interactive=False)
+    return f"*{HRPO_NOTE if mode == 'hrpo' else BASE_NOTE}*", gr.Checkbox(value=True, interactive=True)
+
+
+def verdict(prompt: str, completion: str) -> str:
+    """For an example prompt: ' (right)' or ' (wrong: the answer is N)', by the task's math check; else ''."""
+    expected = EXAMPLE_ANSWERS.get(prompt.strip())
+    if expected is None:
+        return ""
+    correct, formatted = score("math", completion, expected)
+    return " (right)" if correct and formatted else f" (**wrong**: the answer is {expected})"
+
+
 def make_live(st: Studio):
     """The /generate callback: streams (tokens html, chart, table, run state, status)."""
     @user_error
@@ -86,8 +122,10 @@ def make_live(st: Studio):
             status = f"generating… {len(steps)} tokens, {len(steps) / (now - t0):.1f} tokens/s"
             yield plots.tokens_html(steps, hm.tokenizer.decode), chart, gr.skip(), gr.skip(), status
         trace = dec.traces[0]
+        how = "hybrid" if dec.cfg.hybrid else PLAIN_NOTE if hm.plain_only else "plain decoding"
         status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
-                  f"answer `{trace.answer!r}`, {dec.tokens_per_s:.1f} tokens/s, finish: {trace.finish}")
+                  f"answer `{trace.answer!r}`{verdict(prompt, trace.text)}, {dec.tokens_per_s:.1f} tokens/s, "
+                  f"finish: {trace.finish}; {how}")
         yield (plots.tokens_html(trace.steps, hm.tokenizer.decode), plots.live_step_figure(trace.steps),
                step_rows(hm, trace), LiveRun(model, trace), status)
     return generate
@@ -121,6 +159,8 @@ def make_replay(st: Studio):
         if run is None:
             raise ValueError("run a prompt first")
         trace = run.trace
+        if not trace.hybrid and st.pool.get(run.model).plain_only:
+            raise ValueError("a GRPO checkpoint decodes without latents: it has no trained gate to force or scale")
         if not trace.hybrid or not hybrid:
             raise ValueError("gate counterfactuals need hybrid decoding (tick 'hybrid' and run again)")
         if what not in COUNTERFACTUALS:
@@ -150,9 +190,12 @@ def build(st: Studio, model, run_state) -> None:
             temperature = gr.Slider(0.05, 1.5, value=0.5, step=0.05, label="temperature τ")
             top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (0 = all)")
             seed = gr.Number(0, label="seed")
+        note, box = decoding_mode(st, model.value)
         with gr.Row():
             greedy = gr.Checkbox(True, label="greedy")
-            hybrid = gr.Checkbox(True, label="hybrid (latent mixing)")
+            hybrid = gr.Checkbox(box.value, interactive=box.interactive, label="hybrid (latent mixing)",
+                                 elem_id="hybrid")
+    decoding = gr.Markdown(note, elem_id="decoding-mode")
     run = gr.Button("Run", variant="primary", elem_id="run")
     run_status = gr.Markdown(elem_id="run-status")
     tokens = gr.HTML(elem_id="tokens")
@@ -180,6 +223,7 @@ def build(st: Studio, model, run_state) -> None:
             new_text = gr.Textbox(label="replay", lines=6)
 
     sampling = [max_new, temperature, top_k, seed, greedy, hybrid]
+    model.change(lambda spec: decoding_mode(st, spec), model, [decoding, hybrid], api_visibility="private")
     run.click(make_live(st), [model, prompt, *sampling], [tokens, chart, table, run_state, run_status],
               api_name="generate")
     table.select(make_step_details(st), [run_state], [details, k], api_visibility="private")

@@ -30,6 +30,20 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked native_bf16 assert what holds only with native bf16 kernels (avx512_bf16 / amx_bf16: bf16
+    matmuls rounded once, so two code paths agree bit for bit); elsewhere bf16 is emulated and they are skipped,
+    while their counterparts (fp32, or a bound measured on an AVX2-only CPU) run.  HRPO_CPU_BF16=emulated
+    rehearses such a CPU anywhere (.ci/run)."""
+    from hrpo.models import cpu_has_native_bf16
+    if cpu_has_native_bf16():
+        return
+    skip = pytest.mark.skip(reason="needs native bf16 kernels (avx512_bf16 or amx_bf16)")
+    for item in items:
+        if "native_bf16" in item.keywords:
+            item.add_marker(skip)
+
+
 def seeded_load(spec: str):
     """The fresh gate's init draws from the global RNG: seed it, so a session fixture is the same model
     whichever tests ran before it (one test's near-tied sampled token flipped with the order otherwise)."""

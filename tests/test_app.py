@@ -62,6 +62,27 @@ def test_streamed_generation_export_and_replay(app_url):
     assert '"path"' not in fig["plot"] and "×" in fig["plot"]          # cluster labels: 'token' ×n
 
 
+def test_grpo_checkpoint_decodes_plain_and_examples_are_answered(app_url):
+    """A GRPO checkpoint's steps all have hidden ratio 0 (it was trained without latents), whatever the hybrid box
+    says; the shipped HRPO checkpoint answers Live's English everyday examples greedily with one marker."""
+    from studio.live import EXAMPLE_ANSWERS, EXAMPLES, PLAIN_NOTE
+    client = gradio_client.Client(app_url, verbose=False)
+    _, _, table, status = client.predict("checkpoints/smollm2-arith-grpo", EXAMPLES[0], 64, 0.5, 50, 0, False, True,
+                                         api_name="/generate")
+    hr = table["headers"].index("hidden ratio")
+    assert table["data"] and all(row[hr] == 0 and row[2] is False for row in table["data"])
+    assert PLAIN_NOTE in status
+    for prompt in EXAMPLES[:4]:
+        tokens_html, _, table, status = client.predict("checkpoints/smollm2-arith-hrpo", prompt, 128, 0.5, 50, 0,
+                                                       True, True, api_name="/generate")
+        completion = "".join(str(row[1]) for row in table["data"])
+        assert completion.count("####") == 1, completion
+        assert f"answer `'{EXAMPLE_ANSWERS[prompt]}'` (right)" in status and status.endswith("; hybrid")
+    _, _, _, status = client.predict("checkpoints/smollm2-arith-hrpo", EXAMPLES[4], 128, 0.5, 50, 0, True, True,
+                                     api_name="/generate")          # Janet's ducks: beyond a 135M model
+    assert "(**wrong**: the answer is 18)" in status
+
+
 def test_bad_input_is_one_clear_message(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     with pytest.raises(Exception, match="the prompt is empty"):

@@ -1,5 +1,5 @@
-"""The static-cache / CUDA-graph decode path (hrpo.fastpath), run eagerly on CPU: the marker automaton
-equals MarkerWatch, and StaticDecoder reproduces rollout.Decoder step for step (tokens, thinking flags,
+"""The static-cache / CUDA-graph decode path (hrpo.fastpath), run eagerly on CPU: StaticDecoder reproduces
+rollout.Decoder step for step (tokens, thinking flags,
 gate a, log-probs, effective vocabulary, kept latents), including EOS stops and marker switches, with no
 capture attempted on CPU; a trainer step with static rollouts packs the same batch as with eager ones.
 The static decoder keeps every row to the end (static shapes), so the eager one is compared with its finished
@@ -7,15 +7,15 @@ rows kept too (rollout.MIN_ROWS): dropping them changes the fp32 kernels' row co
 enough to flip near-tied greedy tokens of the tiny random model.
 Run: nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python -m pytest -q -x tests/test_fastpath.py"""
 import dataclasses
-import random
 
 import pytest
 import torch
 
 from hrpo import fastpath
 from hrpo.config import RolloutConfig
-from hrpo.fastpath import StaticDecoder, marker_step
-from hrpo.rollout import Decoder, MarkerWatch
+from hrpo.fastpath import StaticDecoder
+from hrpo.rollout import Decoder
+from hrpo.stopping import TABLE, marker_table
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "What is 12 + 7?",
            "Janet has 3 apples and buys 5 more. How many apples does she have? Answer after ####."]
@@ -46,29 +46,11 @@ def assert_same(eager, static, hybrid=True):
                 assert not t.thinking and t.gate_a == 1.0 and t.hidden_ratio == 0.0
 
 
-def test_marker_automaton_equals_marker_watch():
-    rng = random.Random(0)
-    vocab = PIECES + ["ab", "#\n", "\n#", "# #"]
-    table = torch.tensor([(("####" in p), p.lstrip("#") == "", len(p), len(p) - len(p.lstrip("#")),
-                           len(p) - len(p.rstrip("#"))) for p in vocab], dtype=torch.long)
-    rows, length = 64, 24
-    seqs = [[rng.randrange(len(vocab)) for _ in range(length)] for _ in range(rows)]
-    watch = MarkerWatch(rows)
-    s, seen = torch.zeros(rows, dtype=torch.long), torch.zeros(rows, dtype=torch.bool)
-    first = [length] * rows
-    for t in range(length):
-        x = torch.tensor([seq[t] for seq in seqs])
-        s, seen = marker_step(table, x, s, seen)
-        assert seen.tolist() == [watch.push(r, vocab[seq[t]]) for r, seq in enumerate(seqs)]
-        first = [min(f, t) if hit else f for f, hit in zip(first, seen.tolist())]
-    assert len(set(first)) > 5          # markers completed at many different steps, and split many ways
-
-
 def test_marker_table_matches_pieces(tiny):
-    table = fastpath.marker_table(tiny)
-    assert table.shape == (tiny.embeddings.shape[0], 5)
+    table = marker_table(tiny)
+    assert table.shape == (tiny.embeddings.shape[0], len(TABLE))
     hash_id = tiny.tokenizer.convert_tokens_to_ids("#")
-    assert table[hash_id].tolist() == [0, 1, 1, 1, 1]
+    assert table[hash_id].tolist() == [0, 1, 1, 1, 1] + [0] * 7
 
 
 @pytest.mark.parametrize("hybrid", [True, False])
@@ -214,7 +196,8 @@ def test_trainer_step_with_static_rollouts_packs_the_same_batch(tmp_path, monkey
     from hrpo.config import TrainConfig
     from hrpo.trainer import Trainer, problems_for_step
     cfg = TrainConfig(model="tiny-random", mode=mode, group_size=2, batch_prompts=2, max_new_tokens=12, lora_rank=4,
-                      lora_alpha=8, temperature=1.0, device="cpu", dtype=dtype, out=str(tmp_path), fold_lora=False)
+                      lora_alpha=8, temperature=1.0, device="cpu", dtype=dtype, out=str(tmp_path), fold_lora=False,
+                      emulated_bf16=True)
     trainer = Trainer(cfg)
     with torch.no_grad():                     # a policy away from its start: LoRA active, a ~ 0.6 (latents matter)
         g = torch.Generator().manual_seed(0)

@@ -187,7 +187,8 @@ def test_folded_lora_skips_models_without_adapters(tiny):
 def test_folded_bf16_rollouts_and_loss_pass_agree(tmp_path):
     """bf16 with trained adapters: folded (the default), the rollout and the teacher-forced pass give the same
     log-probs; a folded rollout against the adapter path would not (the real model drifted by up to 0.27)."""
-    trainer = Trainer(TrainConfig(**{**TINY, "dtype": "bfloat16"}, steps=1, out=str(tmp_path), temperature=1.0))
+    trainer = Trainer(TrainConfig(**{**TINY, "dtype": "bfloat16"}, steps=1, out=str(tmp_path), temperature=1.0,
+                                  emulated_bf16=True))
     assert trainer.cfg.fold_lora
     randomize_lora(trainer.hm.model)
     m = trainer.train_step(0)

@@ -12,6 +12,7 @@ from conftest import ROOT
 from hrpo.config import ConfigError, TrainConfig, recipe, recipes
 
 SHIPPED = ["smollm2-arith-grpo", "smollm2-arith-hrpo"]
+STUDY = ["smollm2-forms-grpo", "smollm2-forms-hrpo"]      # docs/forms_study.md: the candidates to replace them
 # what makes the recipe: everything but where the run is written
 MATTERS = ["model", "task", "mode", "steps", "group_size", "batch_prompts", "grad_accum", "max_new_tokens",
            "temperature", "top_k", "lr", "gate_lr", "lambda_lr", "weight_decay", "decay_gate", "adam_beta1",
@@ -29,15 +30,16 @@ def test_recipe_file_is_the_shipped_checkpoints_train_config(name):
            {k: v for k, v in saved.items() if k != "out"}
     assert from_file.mode == name.rsplit("-", 1)[1] and from_file.out == f"runs/{name}"
     assert from_file.reward == "task"                      # what the trainer scored with before the field existed
+    assert (from_file.stop, from_file.prompt_format) == ("eos", "hint")   # how the arith pair was trained
     assert recipe(name) == from_file
 
 
 def test_recipe_helper_lists_overrides_and_refuses():
-    assert recipes() == SHIPPED
+    assert recipes() == sorted(SHIPPED + STUDY)
     cfg = recipe("smollm2-arith-hrpo", out="runs/mine", steps=50)
     assert (cfg.out, cfg.steps, cfg.lr, cfg.lora_rank) == ("runs/mine", 50, 1e-4, 8)
     assert dataclasses.replace(cfg, out="runs/smollm2-arith-hrpo", steps=300) == recipe("smollm2-arith-hrpo")
-    with pytest.raises(ConfigError, match="unknown recipe 'nope'; known: smollm2-arith-grpo, smollm2-arith-hrpo"):
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'; known: smollm2-arith-grpo, smollm2-arith-hrpo, "):
         recipe("nope")
     with pytest.raises(ConfigError, match="unknown recipe"):
         recipe("../checkpoints/smollm2-arith-hrpo/config")
@@ -45,3 +47,14 @@ def test_recipe_helper_lists_overrides_and_refuses():
         recipe("smollm2-arith-hrpo", learning_rate=1.0)
     with pytest.raises(ConfigError, match="steps must be >= 1"):
         recipe("smollm2-arith-grpo", steps=0)
+
+
+@pytest.mark.parametrize("mode", ["hrpo", "grpo"])
+def test_forms_recipes_differ_from_the_shipped_one_only_where_the_study_says(mode):
+    """The study recipes: the forms task, the answer-line stop, fp32 (exact on any CPU), the sweep's widest gate
+    (gate lr 3e-2, no decay on W_r/W_i), checkpoints kept for selection on the validation split."""
+    old, new = recipe(f"smollm2-arith-{mode}").to_dict(), recipe(f"smollm2-forms-{mode}").to_dict()
+    changed = {k: new[k] for k in new if new[k] != old[k]}
+    assert changed == {"task": "forms", "out": f"runs/smollm2-forms-{mode}", "stop": "answer", "max_new_tokens": 96,
+                       "gate_lr": 0.03, "gate_weight_decay": 0.0, "save_every": 50, "keep_checkpoints": 10,
+                       "eval_every": 100, "eval_limit": 300, "dtype": "float32"}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hrpo.config import RolloutConfig
-from hrpo.rollout import Decoder, MarkerWatch, extract_answer, latent_embedding, rollout
+from hrpo.rollout import Decoder, extract_answer, latent_embedding, rollout
 from hrpo.teacher_forcing import completion_logprobs, pack
 
 PROMPTS = ["What is 12 + 7?",
@@ -17,7 +17,7 @@ PROMPTS = ["What is 12 + 7?",
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_plain_greedy_equals_transformers_generate(embedded, prompt):
     ids = embedded.encode(prompt)
-    trace = rollout(embedded, [ids], RolloutConfig(max_new_tokens=32, greedy=True, hybrid=False))[0]
+    trace = rollout(embedded, [ids], RolloutConfig(max_new_tokens=32, greedy=True, hybrid=False, stop="eos"))[0]
     out = embedded.model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                   max_new_tokens=32, do_sample=False)
     assert trace.token_ids == out[0, len(ids):].tolist()
@@ -183,13 +183,6 @@ def test_marker_at_the_last_step(tiny):
         handle.remove()
     assert [s.thinking for s in trace.steps] == [True, True, False]
     assert trace.finish == "length" and trace.answer == ""
-
-
-def test_marker_watch_keeps_a_short_tail():
-    w = MarkerWatch(2)
-    assert [w.push(0, p) for p in ["ab", "#", "#", "x#", "##", "#"]] == [False] * 5 + [True]
-    assert w.push(1, "#") is False and w.tails[1] == "#"
-    assert all(len(t) <= 3 for t in w.tails)
 
 
 def test_decoder_rejects_bad_prompts(tiny):

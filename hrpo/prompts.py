@@ -1,0 +1,34 @@
+"""How a question becomes a model's prompt: the prompt formats, the answer-format hint and the system prompt.
+
+A task gives the question; the model's prompt format (recorded in every checkpoint as TrainConfig.prompt_format)
+decides what the model is shown, so a visitor's plain question in the app is asked as the model was trained:
+    plain   the question as given
+    hint    the question, then ANSWER_HINT (unless it already ends with it: the `arith` task's questions carry it)
+then HybridModel.encode wraps it in the chat template with SYSTEM_PROMPT.
+Test: pytest tests/test_prompts.py
+"""
+
+# The wording that lets SmolLM2-135M write '####' exactly once (studies/calibrate_arith.py): plain
+# "Give the final answer after ####." makes it repeat '#### n' lines until max_new_tokens.
+ANSWER_HINT = "\n\nFormat:\n<one line of working>\n#### <number>"
+SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
+                 "final answer after '####', like this: reasoning #### answer.")
+PROMPT_FORMATS = ("hint", "plain")
+
+
+def present(question: str, prompt_format: str) -> str:
+    """The user message for `question` in `prompt_format` (see the module doc)."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"unknown prompt format {prompt_format!r}; use one of {', '.join(PROMPT_FORMATS)}")
+    if prompt_format == "hint" and not question.endswith(ANSWER_HINT):
+        return question + ANSWER_HINT
+    return question
+
+
+def recorded_format(train: dict) -> str:
+    """The prompt format a checkpoint was trained with, from its train config.  Checkpoints from before the
+    field was recorded were trained on the `arith` task, whose questions end with the hint: "hint" for those,
+    "plain" for any other task."""
+    if "prompt_format" in train:
+        return train["prompt_format"]
+    return "hint" if str(train.get("task", "")).startswith("arith") else "plain"
