@@ -15,9 +15,9 @@ from pathlib import Path
 import gradio as gr
 
 from analysis import export
-from hrpo.memory import bound_memory, freeze_long_lived
 from studio import compare, dynamics_tab, latent_map, live, train_tab
 from studio.common import Studio
+from studio.memory import bound_memory, freeze_long_lived
 
 ROOT = Path(__file__).resolve().parent
 CSS = """
@@ -95,7 +95,7 @@ def main() -> None:
     else:
         st.pool.preload(st.host.live_default(choices), then=freeze_long_lived)
     demo = build(st)
-    freeze_long_lived()            # full GC passes skip the start-up heap (hrpo/memory.py)
+    freeze_long_lived()            # full GC passes skip the start-up heap (studio/memory.py)
     demo.queue(default_concurrency_limit=2 if st.host.hosted else 4, max_size=64 if st.host.hosted else None)
     quiet_queue(demo)
     demo.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), show_error=False)

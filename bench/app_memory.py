@@ -6,7 +6,7 @@ gradio_client and prints the app's RSS before, at the peak of (sampled every 0.1
 after and --settle s after each burst.  Variants, to find what grows and what bounds it:
   plain     the app as it ships
   arena2    MALLOC_ARENA_MAX=2 in the app's environment (glibc: at most 2 malloc arenas)
-  bound     the app started through hrpo.memory.bound_memory() (2 arenas + malloc_trim once the process is quiet),
+  bound     the app started through studio.memory.bound_memory() (2 arenas + malloc_trim once the process is quiet),
             what the app would do by calling it at start-up
   python -m bench.app_memory [--variant plain,arena2,bound] [--model default] [--bursts 4]
                                [--concurrency 8] [--new 64] [--settle 12] [--json]
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import psutil
 
-from studio.process import start_app
+from bench.app_process import start_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 def start(variant: str, model: str, log) -> tuple[subprocess.Popen, str]:
-    """The app as shipped (`bound`: app.py calls hrpo.memory.bound_memory()), without the bound (`plain`,
+    """The app as shipped (`bound`: app.py calls studio.memory.bound_memory()), without the bound (`plain`,
     HRPO_BOUND_MEMORY=0), or without it but with MALLOC_ARENA_MAX=2 (`arena2`)."""
     env = {"HRPO_MODEL": model, "GRADIO_ANALYTICS_ENABLED": "False"}
     if variant in ("plain", "arena2"):

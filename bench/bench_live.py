@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from studio.process import start_app, stop_app
+from bench.app_process import start_app, stop_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE_S = 1.0

@@ -15,7 +15,7 @@ Parts, in this order (most wanted first; --parts picks some):
               /generate, first and warm tokens/s (gpu/gpu_app_check.py)
   single      single-row decode (the Live tab's case), eager vs graph, at the 135M and 1.5B shapes (same file)
   generate    transformers generate() (sampling, no latents) at the decode shape
-  reference   hrpo.bench.reference_loop (the first benchmarks' slower loop) at the decode shape
+  reference   bench.baselines.reference_loop (the first benchmarks' slower loop) at the decode shape
   train_grpo  the GRPO steps of `train`
 With the default --deadline-s 300 the parts up to `single` fit an H200's ~5 minutes; the last three run when
 the earlier ones were quicker than estimated, or alone: --parts generate,reference,train_grpo (~2.5 min).
@@ -45,6 +45,7 @@ sys.modules.setdefault("gpu.gpu_check", sys.modules[__name__])  # gpu_app_check 
 
 import torch  # noqa: E402
 
+from bench.baselines import reference_loop  # noqa: E402
 from gpu.gpu_table import decode_table, print_table  # noqa: E402
 from hrpo import bench, fastpath  # noqa: E402
 from hrpo.config import RolloutConfig, TrainConfig  # noqa: E402
@@ -271,7 +272,7 @@ def loop_part(args, dev, names) -> dict:
     endless, prompts = decode_setup(args, dev)
     cfg = RolloutConfig(max_new_tokens=args.new, seed=0)
     runs = {"authors": lambda: bench.authors_loop(endless, prompts, cfg),
-            "reference": lambda: bench.reference_loop(endless, prompts, cfg),
+            "reference": lambda: reference_loop(endless, prompts, cfg),
             "generate": lambda: bench.generate_baseline(endless, prompts, cfg)}
     Decoder(endless, prompts[:2], RolloutConfig(max_new_tokens=4)).run()  # CUDA context, cuBLAS, allocator
     R = {}

@@ -19,7 +19,7 @@ def decode_table(R: dict) -> list[dict]:
     loops = {k: v for name in ("authors", "reference", "generate") for k, v in parts.get(name, {}).items()}
     label = {"generate": "transformers generate() (sampling, no latents)",
              "authors": "authors'-style hybrid loop (hrpo.bench.authors_loop)",
-             "reference": "hrpo.bench.reference_loop (per-row re-decode)"}
+             "reference": "bench.baselines.reference_loop (per-row re-decode)"}
     for name in ("generate", "authors", "reference"):
         if "tokens_per_s" in loops.get(name, {}):
             rows.append({"contender": label[name], "tokens_per_s": loops[name]["tokens_per_s"]})

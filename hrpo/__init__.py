@@ -1,7 +1,7 @@
 """HRPO studio core: hybrid latent reasoning (arXiv 2505.18454) on any HF causal LM.
 
 Public entry points, imported from their modules (this package imports nothing itself, so a light module
-such as hrpo.memory or hrpo.config loads without torch's model stack):
+such as hrpo.errors or hrpo.config loads without torch's model stack):
   hrpo.models.load_model            a model spec (or checkpoint directory) -> HybridModel
   hrpo.rollout.rollout              batched hybrid decoding -> list[Trace]; Decoder(...).steps() streams
   hrpo.fastpath.make_decoder        the decoder a device wants (StaticDecoder with CUDA graphs, else Decoder)

@@ -5,10 +5,9 @@ In one process, on the same model and the same prompts:
   authors    a hybrid loop written the way the authors' code decodes (authors_loop): one batch_decode
              of every completion per step to look for '####', the dense (B, V) x (V, H) latent; the
              fair baseline for the method
-  reference  the slower loop of the first benchmarks (reference_loop: one decode per row per step),
-             kept so that earlier figures stay comparable
   plain      our Decoder with mixing off
   hybrid     our Decoder (gathered top-k latent, incremental marker tail)
+The slower loop of the first benchmarks, kept only for their figures, is bench/baselines.py (reference_loop).
 With several dtypes (`--dtypes float32,bfloat16`) every contender runs in each dtype, one dtype after the
 other in the same process; each row carries `name`, `dtype` and its figure, plus `vs_float32` (same
 contender, this dtype over float32).  `bench train` does the same for the GRPO and HRPO training steps.
@@ -74,7 +73,7 @@ def until_eos(rows: list[list[int]], eos_ids) -> list[list[int]]:
     return out
 
 
-def _prefill(hm, prompts):
+def prefill(hm, prompts):
     """Left-padded prompts through the model: (last logits (B, V) fp32, cache, mask (B, P), next pos (B, 1))."""
     ids, mask = left_pad(prompts, hm.pad_id)
     ids, mask = ids.to(hm.device), mask.to(hm.device)
@@ -97,7 +96,7 @@ def authors_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[list[
     Greedy in fp32 it writes the same tokens as rollout.Decoder (tests/test_bench.py).
     """
     E, tok = hm.embeddings, hm.tokenizer
-    logits, cache, mask, nxt = _prefill(hm, prompts)
+    logits, cache, mask, nxt = prefill(hm, prompts)
     eos = torch.tensor(sorted(hm.eos_ids), device=hm.device)
     unfinished = torch.ones(len(prompts), dtype=torch.bool, device=hm.device)
     seq = torch.empty((len(prompts), 0), dtype=torch.long, device=hm.device)
@@ -126,44 +125,6 @@ def authors_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[list[
 
 
 @torch.no_grad()
-def reference_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[list[int]]:
-    """The slower paper-code-style loop of the first benchmarks, kept so their figures stay comparable;
-    returns the completions (cut after EOS).  Unlike authors_loop it re-decodes each row's completion
-    separately (B tokenizer calls per step), filters top-k by boolean indexing and computes the
-    latent on rows that have already finished, so it is slower than authors_loop.  Ratios against the
-    authors' design should be quoted against authors_loop.
-    Greedy in fp32 it writes the same tokens as rollout.Decoder (tests/test_bench.py).
-    """
-    E, dev, tok = hm.embeddings, hm.device, hm.tokenizer
-    logits, cache, mask, nxt = _prefill(hm, prompts)
-    done = torch.zeros(len(prompts), dtype=torch.bool, device=dev)
-    completions = [[] for _ in prompts]
-    for _ in range(cfg.max_new_tokens):
-        filtered = logits.clone()
-        if 0 < cfg.top_k < logits.shape[-1]:
-            kth = logits.topk(cfg.top_k, dim=-1).values[:, -1:]
-            filtered[logits < kth] = float("-inf")
-        p = torch.softmax(filtered / cfg.temperature, dim=-1)                 # (B, V)
-        x = p.argmax(-1) if cfg.greedy else torch.multinomial(p, 1).squeeze(-1)
-        h = latent_embedding(p, None, E)                                        # dense (B, V) x (V, H)
-        think = []
-        for r, t in enumerate(x.tolist()):
-            completions[r].append(t)
-            think.append(cfg.hybrid and MARKER not in tok.decode(completions[r]))  # whole re-decode per row
-        done |= torch.isin(x, torch.tensor(sorted(hm.eos_ids), device=dev))
-        if done.all():
-            break
-        e = E[x]
-        mixed, _ = hm.gate(e, h)
-        e = torch.where(torch.tensor(think, device=dev).unsqueeze(-1), mixed, e)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=mask, position_ids=nxt,
-                       cache=cache, use_cache=True)
-        cache, logits, nxt = out.cache, out.logits[:, -1].float(), nxt + 1
-    return until_eos(completions, hm.eos_ids)
-
-
-@torch.no_grad()
 def generate_baseline(hm, prompts, cfg: RolloutConfig) -> int:
     ids, mask = left_pad(prompts, hm.pad_id)
     out = hm.model.generate(ids.to(hm.device), attention_mask=mask.to(hm.device), do_sample=True,
@@ -179,7 +140,7 @@ def peak_memory_mb(device) -> float:
 
 
 def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repeats: int = 1,
-                  which=("generate", "authors", "reference", "plain", "hybrid")) -> list[dict]:
+                  which=("generate", "authors", "plain", "hybrid")) -> list[dict]:
     """Tokens/s of each contender on the same prompts; one warm-up run each, then the best of `repeats`
     rounds, each round timing every contender once in turn."""
     prompts = synth_prompts(hm, batch, prompt_len)
@@ -190,7 +151,6 @@ def bench_rollout(hm, batch: int = 8, prompt_len: int = 64, new: int = 128, repe
     runners = {
         "generate": lambda: generate_baseline(hm, prompts, cfg),
         "authors": lambda: sum(map(len, authors_loop(endless, prompts, cfg))),
-        "reference": lambda: sum(map(len, reference_loop(endless, prompts, cfg))),
         "plain": lambda: Decoder(endless, prompts, plain).run() and batch * new,
         "hybrid": lambda: Decoder(endless, prompts, cfg).run() and batch * new,
     }
@@ -231,9 +191,8 @@ def bench_rollout_dtypes(load, dtypes, **kw) -> list[dict]:
         for r in part:                                  # ratios within the dtype
             if "generate" in base:
                 r["vs_generate"] = r["tokens_per_s"] / base["generate"]
-            for other in ("authors", "reference"):
-                if other in base:
-                    r[f"vs_{other}"] = r["tokens_per_s"] / base[other]
+            if "authors" in base:
+                r["vs_authors"] = r["tokens_per_s"] / base["authors"]
         rows += part
         del hm
     return add_ratios(rows, "tokens_per_s")
@@ -241,16 +200,19 @@ def bench_rollout_dtypes(load, dtypes, **kw) -> list[dict]:
 
 def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, batch_prompts: int = 2,
                 new: int = 64, device: str | None = None, out: str = "/tmp/hrpo-bench-train",
-                dtypes=(None,), lora_rank: int = 32, unfolded: bool = False) -> list[dict]:
-    """Seconds per GRPO and HRPO step on the same prompts and seed, in each dtype; rollout vs loss share.
+                dtypes=(None,), lora_rank: int = 32, unfolded: bool = False, task: str = "arith",
+                stops=("answer",)) -> list[dict]:
+    """Seconds per GRPO and HRPO step on the same prompts and seed, in each dtype and stop rule; rollout vs
+    loss share.  bf16 runs on any CPU here (emulated_bf16): its cost is what is measured.
 
     Every trainer is built and warmed up first (one step each), then their timed steps run round-robin.
 
     Rows: name (grpo | hrpo; with unfolded=True also grpo-unfolded | hrpo-unfolded: fold_lora off, the
-    adapters applied as separate matmuls), dtype, step_seconds, rollout_seconds, shares, logprob_drift
-    (max over the timed steps), completion_len_mean, ms_per_token (step time per sampled completion token),
-    peak_mb; vs_float32 = fp32 seconds / these seconds.  Each dtype samples its own completions, whose
-    lengths differ: vs_float32_per_token compares ms_per_token, the same at equal work.
+    adapters applied as separate matmuls; "-<stop>" appended for every stop rule after the first), dtype,
+    step_seconds, rollout_seconds, shares, logprob_drift (max over the timed steps), completion_len_mean,
+    ms_per_token (step time per sampled completion token), peak_mb; vs_float32 = fp32 seconds / these
+    seconds.  Each dtype samples its own completions, whose lengths differ: vs_float32_per_token compares
+    ms_per_token, the same at equal work.
     """
     import shutil
 
@@ -258,14 +220,17 @@ def bench_train(model: str = "default", steps: int = 2, group_size: int = 4, bat
     from .models import pick_device_dtype
     from .trainer import Trainer
     trainers = {}
+    folds = (True, False) if unfolded else (True,)
+    variants = [(m, f, stop) for stop in stops for m in ("grpo", "hrpo") for f in folds]
     for dt in dtypes:
-        for mode, fold in [(m, f) for m in ("grpo", "hrpo") for f in ((True, False) if unfolded else (True,))]:
-            name = mode if fold else f"{mode}-unfolded"
+        for mode, fold, stop in variants:
+            name = (mode if fold else f"{mode}-unfolded") + ("" if stop == stops[0] else f"-{stop}")
             run = f"{out}/{dt or 'default'}-{name}"                              # one run directory each
             shutil.rmtree(run, ignore_errors=True)
-            cfg = TrainConfig(model=model, mode=mode, steps=steps + 1, group_size=group_size,
+            cfg = TrainConfig(model=model, task=task, mode=mode, steps=steps + 1, group_size=group_size,
                               batch_prompts=batch_prompts, max_new_tokens=new, out=run, device=device, lr=1e-5,
-                              seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank, fold_lora=fold)
+                              seed=0, dtype=dt, lora_rank=lora_rank, lora_alpha=2.0 * lora_rank, fold_lora=fold,
+                              stop=stop, emulated_bf16=True)
             trainer = Trainer(cfg)
             trainer.train_step(0)                                               # warm-up
             trainers[name, dtype_name(pick_device_dtype(device, dt)[1])] = trainer

@@ -25,12 +25,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .config import unsafe_dir
+from .errors import CheckpointError, DiskFullError
 
 FORMAT = "hrpo-checkpoint"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete, corrupted or made for another base model."""
 
 
 def is_checkpoint(path) -> bool:
@@ -105,10 +102,6 @@ def save_checkpoint(path, *, model, gate, train_config: dict, step: int, trainer
         raise DiskFullError(f"{why} writing checkpoint {path.name} in {path.parent}; the last complete checkpoint "
                             f"is {others[-1] if others else 'none (no checkpoint was written yet)'}") from None
     return path
-
-
-class DiskFullError(CheckpointError):
-    """Writing a checkpoint or an export failed for lack of space (or another failed write)."""
 
 
 def write_failure(err: BaseException) -> str | None:
@@ -225,7 +218,8 @@ def check_export_destination(src: Path, dst, force: bool) -> Path:
 
     Never overwritten: an empty name, the current directory or its parents, the home directory, a file,
     a symbolic link, a non-empty directory that is not a checkpoint; a checkpoint only with `force`.
-    The run's own checkpoint, its inside and its run's checkpoints/ are refused (that would break the run)."""
+    The run's own checkpoint, its inside and its run's checkpoints/ are refused (that would break the run), and
+    so is anything inside any run directory (one holding train_config.json), force or not."""
     bad = unsafe_dir(dst)
     if bad:
         raise CheckpointError(f"refusing to export into {str(dst)!r}: it {bad}; name a new directory, "
@@ -235,6 +229,10 @@ def check_export_destination(src: Path, dst, force: bool) -> Path:
     if s == d or s in d.parents or d in s.parents or (s.parent.name == "checkpoints" and d.parent == s.parent):
         raise CheckpointError(f"cannot export {src} onto {dst}: the destination is the checkpoint itself, inside "
                               "it, or in its run's checkpoints/ (that would break the run); pick another directory")
+    run = next((p for p in (d, *d.parents) if (p / "train_config.json").is_file()), None)
+    if run is not None:
+        raise CheckpointError(f"refusing to export into {dst}: it is inside the run directory {run} (its resume "
+                              "reads the checkpoints there), --force or not; pick a directory outside any run")
     if dst.is_symlink():
         raise CheckpointError(f"refusing to export onto {dst}: it is a symbolic link; name a real directory")
     if dst.exists() and not dst.is_dir():

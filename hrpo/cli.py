@@ -192,7 +192,8 @@ def cmd_bench(args) -> int:
     if args.what == "train":
         rows = bench.bench_train(args.model or "default", steps=args.steps, new=args.new, device=dev,
                                  dtypes=dtypes, lora_rank=args.lora_rank, group_size=args.group_size,
-                                 batch_prompts=args.prompts, unfolded=args.unfolded)
+                                 batch_prompts=args.prompts, unfolded=args.unfolded, task=args.task,
+                                 stops=[x.strip() for x in args.stops.split(",") if x.strip()])
         grpo = {(r["dtype"], r["name"]): r["step_seconds"] for r in rows if r["name"].startswith("grpo")}
         for r in rows:
             r["vs_grpo"] = r["step_seconds"] / grpo[r["dtype"], r["name"].replace("hrpo", "grpo")]
@@ -301,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--lora-rank", type=int, default=32, help="bench train: LoRA rank (alpha = 2 x rank)")
     b.add_argument("--prompts", type=int, default=2, help="bench train: prompts per step")
     b.add_argument("--group-size", type=int, default=4, help="bench train: completions per prompt (G)")
+    b.add_argument("--task", default="arith", help="bench train: the training task")
+    b.add_argument("--stops", default="answer",
+                   help="bench train: comma-separated stop rules (answer,eos): each mode runs with each, side by side")
     b.add_argument("--unfolded", action="store_true",
                    help="bench train: also time each mode with fold_lora off (adapters as separate matmuls)")
     b.add_argument("--json", action="store_true")

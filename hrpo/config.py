@@ -12,17 +12,10 @@ import numbers
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .errors import ConfigError, TrainingError  # noqa: F401  (TrainingError: re-exported, hrpo/errors.py)
 from .prompts import PROMPT_FORMATS
 from .rewards import REWARDS
 from .stopping import STOP_RULES
-
-
-class ConfigError(ValueError):
-    """A config value is out of range; the message names the field."""
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (the message says why and where the last good checkpoint is)."""
 
 
 def opt(default, help: str, **kw):

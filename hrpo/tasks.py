@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from .problem import Problem
 from .prompts import ANSWER_HINT
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
@@ -47,14 +48,6 @@ TEST_SHARE = 10                                          # 1 in 10 question text
 ARITH_LEVELS = {1: (1, 9, 9, "+"), 2: (1, 20, 10, "+-"), 3: (2, 50, 20, "+-"),
                 4: (3, 100, 50, "+-*"), 5: (4, 500, 100, "+-*/")}
 DEFAULT_ARITH_LEVEL = 2                                  # calibrated (studies/calibrate_arith.py); the shipped level
-
-
-@dataclass
-class Problem:
-    question: str                 # the full user message (choices included for multiple choice)
-    answer: str                   # reference: a number string (math), a letter (choice), 'a|b' (qa)
-    kind: str = "math"
-    meta: dict = field(default_factory=dict, compare=False)   # e.g. arith: {"level", "expr", "ops"}
 
 
 @dataclass
@@ -302,8 +295,7 @@ def _mgsm(lang: str, data_dir: str | None) -> Task:
 
 def _forms(spec: str, split: str, limit: int | None, seed: int) -> Task:
     """`forms` (train / valid / test) or `forms:heldout` (the held-out set whatever the split)."""
-    # imported here, not at the top: word_problems imports Problem from this module
-    from hrpo import word_problems
+    from . import word_problems
     which = "heldout" if spec == "forms:heldout" else split
     n = limit if limit is not None else word_problems.SIZES[which]
     return Task(spec, "math", word_problems.word_problems(which, n, seed))

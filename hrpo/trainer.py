@@ -272,8 +272,17 @@ class Trainer:
         return contextlib.nullcontext()
 
     def train_step(self, step: int) -> dict:
-        cfg, acc = self.cfg, self.acc
+        """One training step: rollouts for this process's problems, the loss passes and num_iterations updates,
+        then the step's METRICS (averaged over processes)."""
         t0 = time.perf_counter()
+        micro_batches, stats = self._collect(step)
+        update = self._optimise(micro_batches)
+        return self._step_metrics(step, stats, update, t0)
+
+    def _collect(self, step: int) -> tuple[list[dict], list[dict]]:
+        """(micro-batches, their rollout stats): this process's share of the step's problems, grad_accum
+        micro-batches of batch_prompts prompts x group_size completions each."""
+        cfg, acc = self.cfg, self.acc
         world, rank, B = acc.num_processes, acc.process_index, cfg.batch_prompts
         problems = problems_for_step(self.task.problems, step, B * world * cfg.grad_accum, cfg.seed)
         micro_batches, stats, self.seen = [], [], []
@@ -283,7 +292,13 @@ class Trainer:
             mb, st = self._rollouts(step, micro, problems[first:first + B])
             micro_batches.append(mb)
             stats.append(st)
-        drift, kl, losses, grad_norm, skipped, gaps = 0.0, 0.0, [], 0.0, 0, []
+        return micro_batches, stats
+
+    def _optimise(self, micro_batches: list[dict]) -> dict:
+        """The teacher-forced loss passes (the first fixes each micro-batch's old log-probs, drift and TIS
+        weights) and num_iterations guarded updates; returns drift, gaps, kl, losses, grad_norm, skipped, lr."""
+        cfg, acc = self.cfg, self.acc
+        drift, kl, losses, grad_norm, skipped, gaps, lr = 0.0, 0.0, [], 0.0, 0, [], 0.0
         for it in range(cfg.num_iterations):
             for i, mb in enumerate(micro_batches):
                 sync = contextlib.nullcontext() if i == len(micro_batches) - 1 else acc.no_sync(self.ddp)
@@ -308,17 +323,22 @@ class Trainer:
             lr = self.optimizer.param_groups[0]["lr"]                  # the rate this update used
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+        return dict(drift=drift, gaps=gaps, kl=kl, losses=losses, grad_norm=grad_norm, skipped=skipped, lr=lr)
+
+    def _step_metrics(self, step: int, stats: list[dict], update: dict, t0: float) -> dict:
+        """The step's METRICS line: rollout stats averaged over micro-batches and processes, the update's."""
         tokens = sum(s["tokens"] for s in stats)
         seconds = sum(s["rollout_seconds"] for s in stats)
         local = {k: sum(s[k] for s in stats) / len(stats) for k in
                  ("reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS)}
-        local.update(kl=kl, loss=sum(losses) / len(losses), logprob_drift_median=torch.cat(gaps).median().item(),
+        local.update(kl=update["kl"], loss=sum(update["losses"]) / len(update["losses"]),
+                     logprob_drift_median=torch.cat(update["gaps"]).median().item(),
                      rollout_tokens_per_s=tokens / seconds if seconds else 0.0)
         local.update(nan_for_none(selectivity([r for s in stats for r in s["gate_records"]])))   # pooled micro-batches
-        metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": grad_norm,
-                   "lr": lr, "logprob_drift": self._max_over_ranks(drift),
-                   "skipped_updates": skipped, "rollout_seconds": seconds, "processes": acc.num_processes,
-                   "step_seconds": time.perf_counter() - t0}
+        metrics = {"step": step + 1, **self._mean_over_ranks(local), "grad_norm": update["grad_norm"],
+                   "lr": update["lr"], "logprob_drift": self._max_over_ranks(update["drift"]),
+                   "skipped_updates": update["skipped"], "rollout_seconds": seconds,
+                   "processes": self.acc.num_processes, "step_seconds": time.perf_counter() - t0}
         return none_for_nan({k: metrics[k] for k in METRICS + ["skipped_updates", "rollout_seconds", "processes"]})
 
     def _guarded_update(self) -> bool:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-from hrpo.tasks import Problem
+from .problem import Problem
 
 SIZES = {"train": 5000, "valid": 300, "test": 500, "heldout": 500}
 SHARE = 10                      # 1 in SHARE question texts is test, 1 in SHARE valid (by SHA-256)

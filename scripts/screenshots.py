@@ -41,7 +41,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from studio.process import start_app, stop_app
+    from bench.app_process import start_app, stop_app
     log = out / ".screenshots-app.log"
     env = {k: v for k, v in os.environ.items() if k != "HRPO_MODEL"}
     app, url, _ = start_app(env={"HRPO_MODEL": args.model} if args.model else {}, base_env=env, log=log, limit_s=120)

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from hrpo.config import ConfigError, RolloutConfig
-from hrpo.embedded import ModelSpecError
-from hrpo.jobs import JobManager
+from hrpo.config import RolloutConfig
+from hrpo.errors import ConfigError, ModelSpecError
 
 from .hosting import Host, ModelPool
+from .jobs import JobManager
 
 
 @dataclass

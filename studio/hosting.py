@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hrpo import checkpoint, rundir
-from hrpo.embedded import ModelSpecError
+from hrpo.errors import ModelSpecError
 
 SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo"}
 TRUE = ("1", "true", "yes", "on")
@@ -79,6 +79,27 @@ class Host:
         """All job control (start, stop, resume) is refused where training is not allowed."""
         if not self.allow_training:
             raise ValueError("training is switched off on this host" + (" (ZeroGPU)" if self.zero_gpu else ""))
+
+    HOSTED_TRAINING = {"steps": 500, "group_size": 16, "batch_prompts": 8}
+
+    def check_training_request(self, task: str, steps: int, group_size: int, batch_prompts: int,
+                               max_new: int) -> None:
+        """Hosted: a job trains only on a built-in task (no file of the server's) and within bounded sizes
+        (max_new as Live's); checked before a job starts.  Locally anything TrainConfig accepts."""
+        if not self.hosted:
+            return
+        from hrpo.tasks import load_task
+        if str(task).strip().startswith("jsonl:"):
+            raise ValueError("hosted mode: training takes a built-in task only (arith, forms, gsm8k, mgsm:<lang>), "
+                             "not a file")
+        load_task(task, "train", limit=1)                       # an unknown spec is refused here, not by the job
+        lim = self.HOSTED_TRAINING
+        asked = {"steps": steps, "group_size": group_size, "batch_prompts": batch_prompts}
+        over = [f"{k} {v} (at most {lim[k]})" for k, v in asked.items() if v > lim[k]]
+        if max_new > self.max_new_tokens:
+            over.append(f"max new tokens {max_new} (at most {self.max_new_tokens})")
+        if over:
+            raise ValueError("hosted mode: " + ", ".join(over))
 
     def check_prompt(self, prompt: str, max_new: int) -> None:
         if not prompt or not prompt.strip():

@@ -42,10 +42,13 @@ def make_callbacks(st: Studio):
         name = "".join(c for c in (name or "").strip() if c.isalnum() or c in "-_") or f"{mode}-{int(time.time())}"
         if mode not in ("hrpo", "grpo"):
             raise ValueError(f"mode must be hrpo or grpo, got {mode!r}")
-        cfg = recipe(RECIPE[mode], model=st.host.resolve(model), task=task, steps=number(steps, "steps", True),
-                     group_size=number(group, "group size", True), batch_prompts=number(batch, "prompts", True),
-                     lr=number(lr, "learning rate"), max_new_tokens=number(max_new, "max new tokens", True),
-                     out=str(st.jobs.runs_dir / name))
+        sizes = dict(steps=number(steps, "steps", True), group_size=number(group, "group size", True),
+                     batch_prompts=number(batch, "prompts", True),
+                     max_new_tokens=number(max_new, "max new tokens", True))
+        st.host.check_training_request(task, sizes["steps"], sizes["group_size"], sizes["batch_prompts"],
+                                       sizes["max_new_tokens"])
+        cfg = recipe(RECIPE[mode], model=st.host.resolve(model), task=task, lr=number(lr, "learning rate"),
+                     out=str(st.jobs.runs_dir / name), dtype=None, **sizes)   # bf16 only where it is native
         st.jobs.start(cfg)                                # refuses while a job runs (serialised by a lock)
         return status()
 
@@ -79,7 +82,8 @@ def build(st: Studio, choices: list[str]) -> gr.Dropdown | None:
             name = gr.Textbox(label="Run name", placeholder="my-run")
         gr.Markdown(f"The shipped checkpoints' recipe (`configs/{RECIPE['hrpo']}.json`, and its GRPO twin): "
                     f"LoRA rank {shipped.lora_rank}, gate lr {shipped.gate_lr:g}, Lambda lr {shipped.lambda_lr:g}, "
-                    f"weight decay {shipped.weight_decay:g}, {shipped.dtype}; change the fields below to try others.")
+                    f"weight decay {shipped.weight_decay:g}; bf16 where this CPU or GPU has it natively, else fp32; "
+                    "change the fields below to try others.")
         with gr.Row():
             steps = gr.Number(shipped.steps, label="steps")
             group = gr.Number(shipped.group_size, label="group size G")

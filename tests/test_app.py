@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 
-from studio import process
+from bench import app_process as process
 
 gradio_client = pytest.importorskip("gradio_client")
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench.baselines import reference_loop
 from conftest import run_cli
 from hrpo import bench
 from hrpo.config import RolloutConfig
@@ -17,9 +18,9 @@ def test_bench_rollout_cli_reports_every_contender_with_ratios():
                   "--new", "6", "--dtype", "float32", "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout)
-    assert [r["name"] for r in out["rows"]] == ["generate", "authors", "reference", "plain", "hybrid"]
+    assert [r["name"] for r in out["rows"]] == ["generate", "authors", "plain", "hybrid"]
     for r in out["rows"]:
-        assert r["tokens_per_s"] > 0 and r["peak_mb"] > 0 and r["vs_generate"] > 0 and r["vs_reference"] > 0
+        assert r["tokens_per_s"] > 0 and r["peak_mb"] > 0 and r["vs_generate"] > 0
         assert r["vs_authors"] > 0
         assert r["dtype"] == "float32" and r["vs_float32"] == 1.0
     assert out["batch"] == 2 and out["new"] == 6
@@ -30,7 +31,7 @@ def test_bench_rollout_runs_every_contender_in_each_dtype():
                   "--new", "4", "--dtypes", "float32,bfloat16", "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     rows = json.loads(res.stdout)["rows"]
-    names = ["generate", "authors", "reference", "plain", "hybrid"]
+    names = ["generate", "authors", "plain", "hybrid"]
     assert [(r["name"], r["dtype"]) for r in rows] == [(n, d) for d in ("float32", "bfloat16") for n in names]
     for r in rows:
         assert r["tokens_per_s"] > 0 and r["vs_generate"] > 0 and r["vs_float32"] > 0
@@ -43,7 +44,7 @@ def test_baseline_loops_and_generate_write_every_requested_token(tiny):
     assert [len(p) for p in prompts] == [5, 5, 5]
     cfg = RolloutConfig(max_new_tokens=4)
     endless = dataclasses.replace(tiny, eos_ids=frozenset())
-    for loop in (bench.authors_loop, bench.reference_loop):
+    for loop in (bench.authors_loop, reference_loop):
         assert [len(c) for c in loop(endless, prompts, cfg)] == [4, 4, 4]
     assert bench.generate_baseline(tiny, prompts, cfg) == 12
 
@@ -60,7 +61,7 @@ def ragged_prompts(hm):
     return [p[: 9 - i] for i, p in enumerate(bench.synth_prompts(hm, 4, 9))]
 
 
-@pytest.mark.parametrize("loop", [bench.authors_loop, bench.reference_loop])
+@pytest.mark.parametrize("loop", [bench.authors_loop, reference_loop])
 def test_baseline_loops_write_the_decoders_tokens_greedy_fp32(mixing, loop):
     prompts, cfg = ragged_prompts(mixing), RolloutConfig(max_new_tokens=24, greedy=True)
     ours = [t.token_ids for t in Decoder(mixing, prompts, cfg).run()]
@@ -70,7 +71,7 @@ def test_baseline_loops_write_the_decoders_tokens_greedy_fp32(mixing, loop):
     assert loop(mixing, prompts, dataclasses.replace(cfg, hybrid=False)) == plain
 
 
-@pytest.mark.parametrize("loop", [bench.authors_loop, bench.reference_loop])
+@pytest.mark.parametrize("loop", [bench.authors_loop, reference_loop])
 def test_baseline_loops_stop_rows_at_eos_like_the_decoder(mixing, loop):
     prompts, cfg = ragged_prompts(mixing), RolloutConfig(max_new_tokens=16, greedy=True)
     first = [t.token_ids for t in Decoder(mixing, prompts, cfg).run()]

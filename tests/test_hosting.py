@@ -100,6 +100,22 @@ def test_prompt_checks():
             host.check_prompt(prompt, new)
 
 
+def test_hosted_training_takes_built_in_tasks_and_bounded_sizes(tmp_path):
+    """Hosted with training on: a task naming a server file (an existence oracle, a file read) and unbounded sizes
+    are refused before a job starts; locally anything TrainConfig accepts goes."""
+    host = Host(root=Path("/r"), runs_dir=Path("/r/runs"), hosted=True, training_flag=True)
+    host.check_training_request("forms", 300, 8, 4, 96)
+    for task, sizes, message in [("jsonl:/etc/passwd", (10, 8, 4, 96), "built-in task only"),
+                                 (f"jsonl:{tmp_path}/missing.jsonl", (10, 8, 4, 96), "built-in task only"),
+                                 ("nope", (10, 8, 4, 96), "unknown task"),
+                                 ("arith", (10**9, 8, 4, 96), "steps 1000000000 .at most 500"),
+                                 ("arith", (10, 10**6, 10**6, 100000), "group_size 1000000 .at most 16.*batch_prompts"),
+                                 ("arith", (10, 8, 4, 513), "max new tokens 513 .at most 512")]:
+        with pytest.raises(ValueError, match=message):
+            host.check_training_request(task, *sizes)
+    Host(root=Path("/r"), runs_dir=Path("/r/runs")).check_training_request("jsonl:/x.jsonl", 10**6, 64, 64, 4096)
+
+
 def test_one_slow_load_does_not_block_a_loaded_model(monkeypatch):
     """Model A loads (slowly, like a GGUF conversion) while B, already loaded, is served at once; two
     requests for A load it once."""
@@ -138,7 +154,7 @@ def test_a_failed_load_is_one_line_in_the_status(monkeypatch):
 
 
 def test_preload_calls_then_after_a_successful_load_only(monkeypatch):
-    """The app freezes the GC's view of the heap once its first model is in (hrpo.memory.freeze_long_lived):
+    """The app freezes the GC's view of the heap once its first model is in (studio.memory.freeze_long_lived):
     `then` runs after the load, in the loading thread, and not when the load fails."""
     import hrpo.models
     monkeypatch.setattr(hrpo.models, "load_model", lambda spec, device=None: (_ for _ in ()).throw(
@@ -152,7 +168,7 @@ def test_preload_calls_then_after_a_successful_load_only(monkeypatch):
 def test_freeze_long_lived_takes_the_heap_out_of_full_collections():
     import gc
 
-    from hrpo.memory import freeze_long_lived
+    from studio.memory import freeze_long_lived
     try:
         before = gc.get_freeze_count()
         kept = [{"n": i} for i in range(1000)]

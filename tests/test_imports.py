@@ -1,8 +1,13 @@
 """The import graph of hrpo/, analysis/ and studio/, read with `ast` (nothing is imported): every import
 statement counts, at module level, inside functions and under `if TYPE_CHECKING`.
   - no circle among the modules of hrpo, of analysis or of studio (not even through a function-level import)
-  - the core knows nothing of the app: no hrpo module imports analysis, studio, app or gradio
-  - analysis is pure: no analysis module imports studio, app or gradio
+  - the core knows nothing of the app: no hrpo module imports analysis, studio, app or gradio, nor the
+    development folders (bench, scripts, gpu, studies)
+  - analysis knows nothing of the UI: no analysis module imports studio, app or gradio
+  - the core is the core: every hrpo module that something imports is imported by more than the app (studio/,
+    app.py); among hrpo/, analysis/, studies/, scripts/, bench/, gpu/, studio/ and app.py, a module imported only
+    by the app (or only by such modules) belongs in studio/.  hrpo/__main__.py and hrpo/cli.py are entry points.
+  - the typed user-facing errors are defined once, in hrpo/errors.py, and the app imports them from there
 Test: pytest tests/test_imports.py"""
 import ast
 from pathlib import Path
@@ -12,6 +17,10 @@ import pytest
 from conftest import ROOT
 
 PACKAGES = ("hrpo", "analysis", "studio")
+USERS = ("hrpo", "analysis", "studies", "scripts", "bench", "gpu", "studio")   # every package that may import hrpo
+APP = ("studio", "app")                                                        # the app: studio/ and app.py
+ENTRY_POINTS = ("hrpo.__main__", "hrpo.cli")                                   # run as programs: used by the core
+DEVELOPMENT = ("bench", "scripts", "gpu", "studies")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -41,9 +50,11 @@ def imported(tree: ast.Module, name: str, is_package: bool, modules: set[str]) -
     return found
 
 
-def import_graph(root: Path = ROOT, packages=PACKAGES) -> dict[str, set[str]]:
-    """{module: modules it imports} for every .py file of `packages` under `root` (imports of anything)."""
+def import_graph(root: Path = ROOT, packages=PACKAGES, top=()) -> dict[str, set[str]]:
+    """{module: modules it imports} for every .py file of `packages` under `root` and the top-level files `top`
+    (app.py -> module app; imports of anything)."""
     files = {module_name(p, root): p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))}
+    files |= {module_name(root / f, root): root / f for f in top if (root / f).is_file()}
     return {name: imported(ast.parse(path.read_text(encoding="utf-8"), str(path)), name,
                            path.name == "__init__.py", set(files))
             for name, path in files.items()}
@@ -73,6 +84,19 @@ def cycles(graph: dict[str, set[str]], within: str) -> list[list[str]]:
 def importers_of(graph: dict[str, set[str]], package: str, forbidden: tuple[str, ...]) -> list[str]:
     return sorted(f"{m} imports {t}" for m, ts in graph.items() if m.split(".")[0] == package
                   for t in ts if t.split(".")[0] in forbidden)
+
+
+def app_only(graph: dict[str, set[str]], core: str = "hrpo", app=APP, entry_points=ENTRY_POINTS) -> list[str]:
+    """The modules of package `core` that something imports and whose importers are all app modules (first name
+    in `app`) or such modules themselves (a helper used only by an app-only module is the app's too); entry points
+    are used by the core whoever imports them."""
+    users = {m: {u for u, ts in graph.items() if m in ts} for m in graph
+             if m.split(".")[0] == core and m != core and m not in entry_points}
+    found: set[str] = set()
+    while more := {m for m, us in users.items()
+                   if m not in found and us and all(u.split(".")[0] in app or u in found for u in us)}:
+        found |= more
+    return sorted(found)
 
 
 def test_the_graph_sees_every_kind_of_import():
@@ -108,8 +132,54 @@ def test_no_import_circle(package):
 
 
 def test_the_core_imports_no_app_code():
-    assert importers_of(import_graph(), "hrpo", ("analysis", "studio", "app", "gradio")) == []
+    assert importers_of(import_graph(), "hrpo", ("analysis", "studio", "app", "gradio") + DEVELOPMENT) == []
+
+
+def test_an_app_only_module_is_found(tmp_path):
+    """The checker itself: core.c is imported only by the app, core.e only by core.c (so the app's too); a module
+    the app shares with tools, with the core or with an entry point, and one nobody imports, pass."""
+    for pkg in ("core", "ui", "tools"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    files = {"core/a.py": "", "core/b.py": "from . import a\n", "core/c.py": "from .e import f\n", "core/d.py": "",
+             "core/e.py": "", "core/g.py": "", "core/h.py": "", "core/cli.py": "from . import h\n",
+             "core/lonely.py": "", "ui/x.py": "from core import c, d\nimport core.a\n",
+             "tools/y.py": "def f():\n    from core.d import z\n", "app.py": "from core import cli, g\nimport ui.x\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    graph = import_graph(tmp_path, ("core", "ui", "tools"), top=("app.py",))
+    assert graph["app"] == {"core.cli", "core.g", "ui.x"}
+    assert app_only(graph, "core", ("ui", "app"), ("core.cli",)) == ["core.c", "core.e", "core.g"]
+    assert app_only(graph, "core", ("ui", "app"), ("core.cli", "core.g")) == ["core.c", "core.e"]
+
+
+def test_every_core_module_serves_more_than_the_app():
+    """A module of hrpo/ that only studio/ or app.py imports is app code: it goes to studio/ (as studio/jobs.py
+    and studio/memory.py did)."""
+    graph = import_graph(ROOT, USERS, top=("app.py",))
+    assert {"app", "studio.jobs", "studio.memory", "bench.baselines", "bench.app_process"} <= set(graph)
+    assert "studio.memory" in graph["app"] and "hrpo.bench" in graph["bench.baselines"]
+    assert app_only(graph) == []
 
 
 def test_analysis_imports_no_ui():
     assert importers_of(import_graph(), "analysis", ("studio", "app", "gradio")) == []
+
+
+def test_the_typed_errors_are_defined_once_in_hrpo_errors():
+    """ConfigError, TrainingError, ModelSpecError, CheckpointError and DiskFullError: classes of hrpo/errors.py
+    only, the same objects under their old homes, and the app takes them from hrpo.errors."""
+    from hrpo import checkpoint, config, embedded, errors, models
+    names = ("ConfigError", "TrainingError", "ModelSpecError", "CheckpointError", "DiskFullError")
+    defined, elsewhere = [], []
+    for path in sorted(p for pkg in USERS for p in (ROOT / pkg).rglob("*.py")) + [ROOT / "app.py"]:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        where = path.relative_to(ROOT).as_posix()
+        defined += [where for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name in names]
+        if where == "app.py" or where.startswith("studio/"):
+            elsewhere += [f"{where}: {a.name} from {n.module}" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                          for a in n.names if a.name in names and n.module != "hrpo.errors"]
+    assert defined == ["hrpo/errors.py"] * len(names) and elsewhere == []
+    assert config.ConfigError is errors.ConfigError and config.TrainingError is errors.TrainingError
+    assert embedded.ModelSpecError is errors.ModelSpecError and models.ModelSpecError is errors.ModelSpecError
+    assert checkpoint.CheckpointError is errors.CheckpointError and checkpoint.DiskFullError is errors.DiskFullError

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from hrpo.config import TrainConfig
-from hrpo.jobs import JobManager, read_metrics
 from hrpo.rundir import latest_checkpoint
+from studio.jobs import JobManager, read_metrics
 
 
 def wait_for(cond, timeout=240):

@@ -149,10 +149,22 @@ def test_the_suite_keeps_its_state_out_of_the_checkout_and_the_user_cache():
     for var in ("HRPO_RUNS", "HRPO_CACHE"):
         path = Path(os.environ.get(var, ROOT / "runs" if var == "HRPO_RUNS" else home_cache)).resolve()
         assert ROOT not in path.parents and path != home_cache.resolve() and home_cache.resolve() not in path.parents
-    from hrpo.jobs import JobManager
+    from studio.jobs import JobManager
     assert JobManager().runs_dir == Path(os.environ["HRPO_RUNS"])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import os, app; from studio.common import Studio; print(Studio.create(app.ROOT, os.environ).jobs.runs_dir)"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.stdout.strip().splitlines()[-1] == os.environ["HRPO_RUNS"], res.stderr[-2000:]
+
+
+def test_failed_eval_keeps_the_existing_out_file(tmp_path, capsys):
+    """eval validates and evaluates first, then writes --out through a temporary file: a run that fails (here
+    the context is exceeded) leaves the user's file as it was, and a bad --out fails before any work."""
+    out = tmp_path / "rows.jsonl"
+    out.write_text("precious\n")
+    base = ["eval", "--model", "tiny-random", "--task", "arith", "--limit", "2"]
+    one_line_error(capsys, [*base, "--max-new-tokens", "100000", "--out", str(out)], "exceeds the model's context")
+    assert out.read_text() == "precious\n" and list(tmp_path.iterdir()) == [out]
+    one_line_error(capsys, [*base, "--out", str(tmp_path / "missing" / "rows.jsonl")], "existing directory")
+    one_line_error(capsys, [*base, "--out", str(tmp_path)], "not a file path")

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from hrpo.config import TrainConfig
-from hrpo.jobs import JobManager, read_metrics
+from studio.jobs import JobManager, read_metrics
 from test_app import LIVE, start_app
 
 gradio_client = pytest.importorskip("gradio_client")

@@ -1,7 +1,7 @@
 """Reliability, round 3 (issue 28, the parts outside the app UI): export and --out never delete or mix into
 a user's files, a failed embedded-model fetch is remembered and bounded in time, a full disk while writing a
 checkpoint is one line with no partial directory, resume refuses another task, eval settings are checked
-up front, trace exports go on SIGTERM, and the allocator bound of hrpo.memory.  tiny-random, real
+up front, trace exports go on SIGTERM, and the allocator bound of studio.memory.  tiny-random, real
 processes where the fault is about processes.
 Test: pytest tests/test_reliability_round3.py
 """
@@ -301,11 +301,11 @@ def test_trace_exports_are_removed_when_the_app_gets_sigterm(tmp_path):
 
 
 def test_trims_once_per_quiet_spell_never_while_busy():
-    """hrpo.memory.trim_when_quiet with a scripted CPU clock: busy periods (CPU >= QUIET_CPU of the period)
+    """studio.memory.trim_when_quiet with a scripted CPU clock: busy periods (CPU >= QUIET_CPU of the period)
     never trim; a quiet spell trims once, however long it lasts; the next spell trims again."""
     import itertools
 
-    from hrpo import memory
+    from studio import memory
     per_period = [0.5, 0.5, 0.5, 0.01, 0.0, 0.0, 0.9, 0.0, 0.0]      # CPU seconds used in each 1 s period
     cpu = iter(itertools.accumulate([0.0, *per_period]))
     periods, trims = iter(range(len(per_period))), []
@@ -320,8 +320,8 @@ def test_trims_once_per_quiet_spell_never_while_busy():
 
 
 def test_memory_bound_runs_in_a_real_process():
-    from hrpo import memory
-    code = ("from hrpo import memory; import threading; ok = memory.bound_memory(arenas=2, check_every_s=0.1); "
+    from studio import memory
+    code = ("from studio import memory; import threading; ok = memory.bound_memory(arenas=2, check_every_s=0.1); "
             "import time; time.sleep(0.3); "
             "print(ok, memory.bound_memory(), [t.name for t in threading.enumerate() if t.name.startswith('hrpo')], "
             "memory.trim() in (True, False))")

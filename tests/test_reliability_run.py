@@ -138,3 +138,15 @@ def test_export_onto_the_run_itself_is_refused(finished_run, tmp_path, capsys):
     assert (last / "trainer_state.pt").is_file() and ckpt.load_trainer_state(last)["step"] == 4
     assert cli.main(["export", str(run), str(tmp_path / "shipped")]) == 0      # elsewhere it still works
     assert not (tmp_path / "shipped" / "trainer_state.pt").exists() and ckpt.is_checkpoint(tmp_path / "shipped")
+
+
+def test_export_into_another_run_is_refused_force_or_not(finished_run, tmp_path, capsys):
+    """Exporting run X onto run Y's checkpoint would drop Y's trainer_state.pt (Y could no longer resume):
+    any destination inside a run directory is refused, --force or not."""
+    x, y = copy_run(finished_run, tmp_path / "x"), copy_run(finished_run, tmp_path / "y")
+    target = y / "checkpoints" / "step-000002"
+    for dst, force in ((target, ["--force"]), (target, []), (y / "checkpoints" / "new", []), (y / "elsewhere", [])):
+        assert cli.main(["export", str(x), str(dst), *force]) == 2
+        err = capsys.readouterr().err
+        assert "inside the run directory" in err and len(err.strip().splitlines()) == 1
+    assert ckpt.load_trainer_state(target)["step"] == 2 and not (y / "checkpoints" / "new").exists()

@@ -18,8 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import TrainConfig
-from .rundir import has_run
+from hrpo.config import TrainConfig
+from hrpo.rundir import has_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
