@@ -5,7 +5,7 @@ sqrt(1 - mean(a)^2) dotted), reward and accuracy (held-out accuracy from eval.js
 completion length, KL to the reference.  HRPO runs are drawn in warm colours, GRPO runs in cool
 ones, all overlaid.  Rows lacking a metric (older runs, GRPO's zero hidden ratio) draw what exists;
 a panel with nothing says so.
-  read_jsonl(path)                 complete JSON lines of a file (a line being written is skipped)
+  hrpo.rundir.read_rows(path)      complete rows of a metrics / eval file (a line being written is skipped)
   read_metrics(path)               the plotted columns of a metrics.jsonl, read incrementally
   run_mode(dir)                    "hrpo" | "grpo" | "" from train_config.json / config.json
   discover(checkpoints, runs)      {label: run dir} of every dir holding a metrics.jsonl
@@ -27,6 +27,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from hrpo.rundir import is_row, parse_row, read_rows
 from hrpo.selectivity import SELECTIVITY, TOKEN_TYPES
 
 from .plots import hint_figure
@@ -38,32 +39,6 @@ PANELS = ["Hidden ratio √(1-a²) (thinking tokens)", "Reward / accuracy", "Com
 PLOTTED = ["reward_mean", "accuracy", "completion_len_mean", "kl", "hidden_ratio_mean", "hidden_ratio_official",
            "hidden_ratio_p10", "hidden_ratio_p90", *SELECTIVITY]
 MAX_POINTS = 2000                                   # per drawn curve
-
-
-def is_row(row) -> bool:
-    """A metrics row: a dict with a numeric step."""
-    return isinstance(row, dict) and isinstance(row.get("step"), (int, float)) and not isinstance(row["step"], bool)
-
-
-def parse_line(line) -> dict | None:
-    """One metrics line as a dict with a numeric step, else None (a half-written line, junk)."""
-    try:
-        row = json.loads(line)
-    except ValueError:
-        return None
-    return row if is_row(row) else None
-
-
-def read_jsonl(path) -> list[dict]:
-    """Every complete JSON object line of `path` ([] when missing)."""
-    rows = []
-    path = Path(path)
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            row = parse_line(line)
-            if row is not None:
-                rows.append(row)
-    return rows
 
 
 def _number(v) -> float:
@@ -129,7 +104,7 @@ def read_metrics(path) -> Metrics:
             return Metrics()
         complete = chunk.rfind(b"\n") + 1                # bytes up to the last newline
         for line in chunk[:complete].decode("utf-8", errors="replace").splitlines():
-            row = parse_line(line)
+            row = parse_row(line)
             if row is not None:
                 entry["metrics"].append(row)
         entry["offset"] += complete
@@ -182,7 +157,7 @@ def signature(chosen: dict) -> list:
 def load_runs(dirs: dict) -> dict:
     """{label: {"mode", "rows" (metrics.jsonl as Metrics), "eval" (eval.jsonl)}} for {label: run dir}."""
     return {label: {"mode": run_mode(d), "rows": read_metrics(Path(d) / "metrics.jsonl"),
-                    "eval": read_jsonl(Path(d) / "eval.jsonl")} for label, d in dirs.items()}
+                    "eval": read_rows(Path(d) / "eval.jsonl")} for label, d in dirs.items()}
 
 
 def smoothed(values: list, window: int) -> list:

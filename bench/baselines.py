@@ -9,7 +9,7 @@ import torch
 from hrpo.bench import prefill, until_eos
 from hrpo.config import RolloutConfig
 from hrpo.rewards import MARKER
-from hrpo.rollout import latent_embedding
+from hrpo.sampling import latent_embedding
 
 
 @torch.no_grad()

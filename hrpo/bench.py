@@ -23,7 +23,8 @@ import torch
 
 from .config import RolloutConfig
 from .rewards import MARKER
-from .rollout import Decoder, latent_embedding, left_pad
+from .rollout import Decoder, left_pad
+from .sampling import latent_embedding
 
 SHAPES = {  # real architectures with random weights, for speed runs when weights are not at hand
     "smollm2-135m": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,

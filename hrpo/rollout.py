@@ -30,6 +30,7 @@ from .cpu_precision import LeanDecodeStep, low_precision
 from .gate import hidden_ratio
 from .models import HybridModel
 from .rewards import extract_answer
+from .sampling import latent_embedding, sample, step_distribution, token_logprob
 from .stopping import AnswerState, advance, marker_table, stops
 
 
@@ -83,46 +84,6 @@ def finish_trace(hm, trace: Trace, answered: bool) -> None:
         trace.finish = "answer" if answered else "length"
     trace.text = hm.tokenizer.decode(trace.token_ids, skip_special_tokens=True)
     trace.answer = extract_answer(trace.text)
-
-
-def step_distribution(logits: torch.Tensor, top_k: int, temperature: float):
-    """softmax(top_k(logits) / tau) for logits (b, V) in the model's dtype: (probs, logp, idx, scaled).
-
-    probs, logp (b, k) float32 sorted by probability; idx (b, k) their token ids (None: the whole vocabulary,
-    k = V); scaled (b, k) the kept logits / tau in float32.  The top k are found on the logits as they are
-    (bf16 -> fp32 is exact, so the kept values are those of an fp32 top-k, and teacher forcing's
-    loss.token_logprobs takes its top k the same way) and only those k are upcast: no (b, V) float32 copy.
-    """
-    if 0 < top_k < logits.shape[-1]:
-        vals, idx = logits.topk(top_k, dim=-1)                                 # (b, k), sorted
-        scaled = vals.float() / temperature
-    else:
-        idx, scaled = None, logits.float() / temperature                       # (b, V)
-    logp = torch.log_softmax(scaled, dim=-1)
-    return logp.exp(), logp, idx, scaled
-
-
-def token_logprob(scaled: torch.Tensor, pick: torch.Tensor) -> torch.Tensor:
-    """(b,) log p of the picked positions pick (b, 1) of scaled (b, k) (step_distribution), computed as
-    teacher forcing computes it (loss.token_logprobs: x's logit / tau minus the logsumexp of the kept ones),
-    so equal logits give bit-equal log-probs in the rollout and in the loss pass."""
-    return scaled.gather(-1, pick).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
-
-
-def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Tensor) -> torch.Tensor:
-    """h = E^T p / ||p||_2 for probs (B, k) over token ids idx (B, k), or (B, V) when idx is None."""
-    rows = E[idx] if idx is not None else E                                    # (B, k, H) or (V, H)
-    h = torch.einsum("bk,bkh->bh", probs.to(E.dtype), rows) if idx is not None else probs.to(E.dtype) @ rows
-    return h / probs.norm(dim=-1, keepdim=True).to(E.dtype)                   # (B, H)
-
-
-def sample(probs: torch.Tensor, rows: torch.Tensor, total: int, gen: torch.Generator) -> torch.Tensor:
-    """(b, 1) draws from probs (b, k), rows `rows` of a `total`-row batch: the draws torch.multinomial(p, 1)
-    makes for those rows of the whole batch.  multinomial is argmax p / q with q ~ Exp(1) filled over the
-    (total, k) tensor, so q is drawn for every row: the tokens of a row do not depend on which others
-    have finished and left the batch (tests/test_rollout.py -k finished)."""
-    q = torch.empty((total, probs.shape[-1]), dtype=probs.dtype, device=probs.device).exponential_(1, generator=gen)
-    return (probs / q[rows]).argmax(-1, keepdim=True)
 
 
 def on_all_rows(fn, inputs: tuple, rows: torch.Tensor, total: int) -> list:

@@ -8,8 +8,9 @@
   RUN/checkpoints/damaged-*   checkpoints a resume skipped, kept for inspection
 Resuming starts from the newest checkpoint that loads (damaged newer ones are skipped, saying so, and set
 aside) and cuts metrics.jsonl and eval.jsonl back to its step, so each step is logged exactly once.
-Failures are CheckpointError (one line).
-Test: pytest tests/test_reliability.py tests/test_reliability_run.py
+Failures are CheckpointError (one line).  `read_rows` is the one reader of metrics.jsonl and eval.jsonl (the
+app's job status and the Training dynamics tab read them through it).
+Test: pytest tests/test_reliability.py tests/test_reliability_run.py tests/test_analysis_dynamics.py
 """
 import json
 import os
@@ -138,3 +139,29 @@ def cut_jsonl(path, step: int) -> int:
         tmp.write_text("".join(keep), encoding="utf-8")
         os.replace(tmp, path)
     return dropped
+
+
+def is_row(row) -> bool:
+    """A metrics or eval row: a dict with a numeric step."""
+    step = row.get("step") if isinstance(row, dict) else None
+    return isinstance(step, (int, float)) and not isinstance(step, bool)
+
+
+def parse_row(line) -> dict | None:
+    """One metrics.jsonl / eval.jsonl line as a row (is_row), else None (a line being written, a stray value,
+    junk)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if is_row(row) else None
+
+
+def read_rows(path) -> list[dict]:
+    """Every complete row (parse_row) of a metrics.jsonl or eval.jsonl; [] when missing.  Bytes that are not
+    UTF-8 are replaced, so a damaged file never fails its reader."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [row for row in map(parse_row, lines) if row is not None]

@@ -36,7 +36,8 @@ from .config import RolloutConfig
 from .cpu_precision import low_precision
 from .gate import hidden_ratio, mix
 from .models import HybridModel
-from .rollout import distinct_rows, latent_embedding, prompt_pass, step_distribution, token_logprob
+from .rollout import distinct_rows, prompt_pass
+from .sampling import latent_embedding, step_distribution, token_logprob
 from .stopping import AnswerState, advance, marker_table, stops
 
 STATS = ("gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab", "thinking", "alive")   # out["stats"] columns

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from .cpu_precision import base_model, low_precision
-from .loss import head_logprobs, token_logprobs
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
+from .sampling import head_logprobs, token_logprobs
 
 
 @dataclass

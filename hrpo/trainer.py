@@ -37,6 +37,10 @@ from .tasks import held_out_split, load_task
 from .teacher_forcing import completion_logprobs, pack
 
 # metrics.jsonl, one line per step (the app and scripts/plot_dynamics.py read these names):
+#   accuracy                share of completions correct and formatted (one '####'): the name means this in
+#                           metrics.jsonl, eval.jsonl, `hrpo eval` and the app (rewards.score)
+#   correct_rate            share correct in any format; format_rate: share formatted
+#                           (metrics.jsonl from before 2026-12-07 has no correct_rate, and its accuracy is that)
 #   gate_a_mean             mean of a over the step's thinking tokens and hidden dims ("embedding ratio")
 #   hidden_ratio_mean       mean over thinking tokens of the per-token sqrt(1 - a^2) (a averaged over dims
 #                           first: the per-token figure our views show)
@@ -53,7 +57,7 @@ from .teacher_forcing import completion_logprobs, pack
 #   processes               data-parallel processes that made the step (torchrun --nproc_per_node)
 GATE_STATS = ["gate_a_mean", "hidden_ratio_mean", "hidden_ratio_official", "hidden_ratio_p10",
               "hidden_ratio_p50", "hidden_ratio_p90"]
-METRICS = ["step", "reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS,
+METRICS = ["step", "reward_mean", "accuracy", "correct_rate", "format_rate", "completion_len_mean", *GATE_STATS,
            "kl", "loss", "grad_norm", "lr", "logprob_drift", "logprob_drift_median", "rollout_tokens_per_s",
            "step_seconds", *SELECTIVITY]
 
@@ -135,7 +139,7 @@ class Trainer:
 
     `reward_fn(completions, answers, *, kinds, questions) -> list[float]` (a TRL-style reward function,
     hrpo/rewards.py) scores each completion; default `get_reward(cfg.reward)`, the task's own check.
-    `accuracy` and `format_rate` are logged from `rewards.score` whatever the reward."""
+    `accuracy`, `correct_rate` and `format_rate` are logged from `rewards.score` whatever the reward."""
 
     def __init__(self, cfg: TrainConfig, callback=None, resume: bool = False, should_stop=None, reward_fn=None):
         from accelerate import Accelerator
@@ -244,7 +248,7 @@ class Trainer:
             traces = dec.run()
         rows = [p for p in problems for _ in range(cfg.group_size)]
         texts = [t.text for t in traces]
-        scores = [score(p.kind, text, p.answer) for p, text in zip(rows, texts)]     # accuracy, format_rate
+        scores = [score(p.kind, text, p.answer) for p, text in zip(rows, texts)]     # (correct, formatted)
         try:
             rewards = torch.tensor(apply_reward(self.reward_fn, texts, [p.answer for p in rows],
                                                 kinds=[p.kind for p in rows], questions=[p.question for p in rows]))
@@ -256,7 +260,8 @@ class Trainer:
         adv = group_advantages(rewards, cfg.group_size).to(hm.device)
         steps = [s for t in traces for s in t.steps]
         think = [s for s in steps if s.thinking]
-        stats = {"reward_mean": rewards.mean().item(), "accuracy": sum(c for c, _ in scores) / len(scores),
+        stats = {"reward_mean": rewards.mean().item(), "accuracy": sum(c and f for c, f in scores) / len(scores),
+                 "correct_rate": sum(c for c, _ in scores) / len(scores),
                  "format_rate": sum(f for _, f in scores) / len(scores),
                  "completion_len_mean": sum(len(t.token_ids) for t in traces) / len(traces),
                  **gate_stats([s.gate_a for s in think], [s.hidden_ratio for s in think]),
@@ -330,7 +335,7 @@ class Trainer:
         tokens = sum(s["tokens"] for s in stats)
         seconds = sum(s["rollout_seconds"] for s in stats)
         local = {k: sum(s[k] for s in stats) / len(stats) for k in
-                 ("reward_mean", "accuracy", "format_rate", "completion_len_mean", *GATE_STATS)}
+                 ("reward_mean", "accuracy", "correct_rate", "format_rate", "completion_len_mean", *GATE_STATS)}
         local.update(kl=update["kl"], loss=sum(update["losses"]) / len(update["losses"]),
                      logprob_drift_median=torch.cat(update["gaps"]).median().item(),
                      rollout_tokens_per_s=tokens / seconds if seconds else 0.0)

@@ -19,25 +19,9 @@ import time
 from pathlib import Path
 
 from hrpo.config import TrainConfig
-from hrpo.rundir import has_run
+from hrpo.rundir import has_run, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def read_metrics(run_dir) -> list[dict]:
-    """Every complete metrics row of <run>/metrics.jsonl: a JSON object with an integer step (a line being
-    written, a stray value or bytes that are not UTF-8 are skipped, so status() never fails on them)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("step"), int) and not isinstance(row["step"], bool):
-                rows.append(row)
-    return rows
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -150,7 +134,7 @@ class JobManager:
         st = self._state()
         if not st:
             return {"state": "idle", "step": 0, "steps": 0, "eta_s": None, "out": None, "metrics": [], "log_tail": ""}
-        metrics = read_metrics(st["out"])
+        metrics = read_rows(Path(st["out"]) / "metrics.jsonl")
         step = metrics[-1]["step"] if metrics else 0
         alive = job_process(st) is not None
         log = Path(st["out"]) / "train.log"

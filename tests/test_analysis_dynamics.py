@@ -5,6 +5,7 @@ import os
 import pytest
 
 from analysis import dynamics
+from hrpo.rundir import read_rows
 
 
 def write_run(d, mode, rows, config="train_config.json", tail=""):
@@ -26,8 +27,8 @@ def names(fig):
 
 def test_read_jsonl_skips_partial_lines(tmp_path):
     d = write_run(tmp_path / "r", "hrpo", [full_row(1, 0.1), full_row(2, 0.2)], tail='{"step": 3, "rew')
-    assert [r["step"] for r in dynamics.read_jsonl(d / "metrics.jsonl")] == [1, 2]
-    assert dynamics.read_jsonl(tmp_path / "missing.jsonl") == []
+    assert [r["step"] for r in read_rows(d / "metrics.jsonl")] == [1, 2]
+    assert read_rows(tmp_path / "missing.jsonl") == []
 
 
 def test_discover_and_modes(tmp_path):
@@ -95,8 +96,8 @@ def test_a_big_metrics_file_is_read_incrementally_and_drawn_downsampled(tmp_path
                                 "hidden_ratio_p10": hr / 2, "hidden_ratio_p90": hr * 2 if s != 123_457 else 9.0})
                     + "\n")
     parsed = []
-    real = dynamics.parse_line
-    monkeypatch.setattr(dynamics, "parse_line", lambda line: parsed.append(1) or real(line))
+    real = dynamics.parse_row
+    monkeypatch.setattr(dynamics, "parse_row", lambda line: parsed.append(1) or real(line))
     runs = dynamics.load_runs({"big": d})
     assert len(runs["big"]["rows"]) == n and len(parsed) == n
     fig = dynamics.dynamics_figure(runs, smooth=1)

@@ -1,11 +1,12 @@
 """Background training jobs: a real `python -m hrpo train` process started, stopped, resumed."""
 import time
+from pathlib import Path
 
 import pytest
 
 from hrpo.config import TrainConfig
-from hrpo.rundir import latest_checkpoint
-from studio.jobs import JobManager, read_metrics
+from hrpo.rundir import latest_checkpoint, read_rows
+from studio.jobs import JobManager
 
 
 def wait_for(cond, timeout=240):
@@ -26,7 +27,7 @@ def test_start_stop_resume(tmp_path):
     assert jobs.running()
     with pytest.raises(RuntimeError, match="already running"):
         jobs.start(cfg)
-    assert wait_for(lambda: len(read_metrics(cfg.out)) >= 2), jobs.status()["log_tail"]
+    assert wait_for(lambda: len(read_rows(Path(cfg.out) / "metrics.jsonl")) >= 2), jobs.status()["log_tail"]
     st = jobs.status()
     assert st["state"] == "running" and st["eta_s"] is not None and st["steps"] == 25
     assert jobs.stop()
@@ -37,7 +38,7 @@ def test_start_stop_resume(tmp_path):
     assert stopped_at is not None and int(stopped_at.name.split("-")[1]) == st["step"] < 25
     jobs.resume()
     assert wait_for(lambda: jobs.status()["state"] == "finished", timeout=400), jobs.status()["log_tail"]
-    steps = [m["step"] for m in read_metrics(cfg.out)]
+    steps = [m["step"] for m in read_rows(Path(cfg.out) / "metrics.jsonl")]
     assert steps == list(range(1, 26))                  # no step lost or repeated across stop/resume
     assert latest_checkpoint(cfg.out).name == "step-000025"
 
@@ -51,6 +52,6 @@ def test_status_skips_junk_in_metrics(tmp_path):
                                         b'{"step": true}\n{"step": 2}\n{"step": 3, "rew')
     (runs / "job.json").write_text(json.dumps({"pid": 0, "out": str(out), "steps": 5, "mode": "hrpo",
                                                "model": "tiny-random", "task": "arith", "cmd": []}))
-    assert [m["step"] for m in read_metrics(out)] == [1, 2]
+    assert [m["step"] for m in read_rows(Path(out) / "metrics.jsonl")] == [1, 2]
     st = JobManager(runs).status()
     assert st["state"] == "stopped" and st["step"] == 2 and st["eta_s"] is None

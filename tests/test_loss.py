@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from hrpo.loss import head_logprobs, policy_loss, tis_weights, token_logprobs
+from hrpo.loss import policy_loss, tis_weights
+from hrpo.sampling import head_logprobs, token_logprobs
 
 
 def dense_topk_logprobs(logits: torch.Tensor, ids: torch.Tensor, k: int, tau: float) -> torch.Tensor:

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
 from hrpo.config import TrainConfig
-from studio.jobs import JobManager, read_metrics
+from hrpo.rundir import read_rows
+from studio.jobs import JobManager
 from test_app import LIVE, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -71,7 +73,7 @@ def test_concurrent_starts_make_exactly_one_trainer(tmp_path):
         assert len(started) == 1 and len(refused) == 3, (started, refused)
         assert all("already running" in r for r in refused) and jobs.running()
         deadline = time.time() + 180
-        while not read_metrics(started[0]["out"]) and time.time() < deadline:
+        while not read_rows(Path(started[0]["out"]) / "metrics.jsonl") and time.time() < deadline:
             time.sleep(0.3)
         assert jobs.stop()
         while jobs.running() and time.time() < deadline:

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from hrpo.config import RolloutConfig
-from hrpo.rollout import Decoder, extract_answer, latent_embedding, rollout
+from hrpo.rollout import Decoder, extract_answer, rollout
+from hrpo.sampling import latent_embedding
 from hrpo.teacher_forcing import completion_logprobs, pack
 
 PROMPTS = ["What is 12 + 7?",
