@@ -13,7 +13,7 @@ plotly.js inlined, opens offline); --png also writes each figure as PNG when kal
 the columns accuracy_a1, mean_len_a1 and accuracy_drop to summary.csv (does it use its latents?).
 Bad specs, tasks or values end with one line on stderr and exit code 2, never a stack trace; an --out
 that is empty, the current directory, home or a parent of either is refused before any decoding.
-Test: pytest tests/test_analysis_report.py tests/test_reliability_round3.py -k compare
+Test: pytest tests/test_analysis_report.py tests/test_reliability_files.py -k compare
 """
 import argparse
 import os

@@ -7,7 +7,7 @@ hybrid, then the Step fields, eff_vocab = 1/sum(p^2) included); tensors are not 
 A trace without steps writes one row with index -1.  `traces_from_*` rebuild hrpo.rollout.Trace objects.
 export_dir() gives the app's download files a place under one hrpo-trace-* temp directory per process,
 removed at exit and on SIGTERM (install_cleanup).
-Test: pytest tests/test_analysis_export.py tests/test_reliability_round3.py -k trace
+Test: pytest tests/test_analysis_export.py tests/test_reliability_files.py -k trace
 """
 import atexit
 import dataclasses
@@ -117,11 +117,11 @@ def install_cleanup() -> bool:
 
     Python runs no atexit hook when SIGTERM kills it, and Gradio's server (in a thread) installs no
     handler, so an app stopped by `kill`, systemd or a container runtime left /tmp/hrpo-trace-*
-    behind (issue 28).  The SIGTERM handler removes the directory, then hands the signal on: to the
+    behind.  The SIGTERM handler removes the directory, then hands the signal on: to the
     handler that was there before, or (default) to the default action, so the exit status stays
     "killed by SIGTERM".  Signal handlers can only be set from the main thread: this runs when the
     module is imported (the app imports it at start-up, in its main thread); elsewhere it returns False
-    and only atexit applies.  Test: pytest tests/test_reliability_round3.py -k trace
+    and only atexit applies.  Test: pytest tests/test_reliability_files.py -k trace
     """
     if getattr(install_cleanup, "done", False):
         return True

@@ -8,7 +8,7 @@
 
 topk_cosine is vectorised over all steps at once and chunked over the vocabulary: per chunk one
 (N, H) x (H, C) matmul and a running top-k merge, so a 150k x 1.5k vocabulary never materialises a
-V x T x H (or even a T x V) tensor.  The matmul runs in bf16 as a screen (4x faster than fp32 on a CPU)
+V x T x H (or even a T x V) tensor.  The matmul runs in bf16 as a screen (faster than fp32 on a CPU)
 that keeps M = SCREEN candidates per row, scored again in fp32, so the result is the fp32 one: for unit rows
 |bf16 score - fp32 score| <= EPS (inputs and output rounded to bf16, relative error 2^-8 each: 3 * 2^-8 =
 0.0117), so a token outside the candidates scores at most the M-th screened score + EPS and cannot beat

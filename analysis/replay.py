@@ -51,7 +51,7 @@ def replay(hm, trace, cfg, k: int, a: float | None = None, scale: float | None =
     """Re-decode the trace's prompt (its token ids, so the same chat template) with `cfg` and, from step
     k on, the gate forced to a (1.0 when neither a nor scale is given) and/or the latent h times scale;
     returns (new trace, divergence dict with k, a (None: the learned gate) and scale)."""
-    from hrpo.fastpath import make_decoder
+    from hrpo.static_decoder import make_decoder
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     if scale is not None and not 0.0 <= scale <= 10.0:
@@ -90,6 +90,6 @@ def replay_sweep(hm, trace, cfg, ks, a: float | None = None) -> pd.DataFrame:
 
 def decode_and_sweep(hm, prompt, cfg, ks, a: float | None = None, raw: bool = False):
     """Decode `prompt` once (the original), then replay it for each k: (original trace, sweep frame)."""
-    from hrpo.fastpath import make_decoder
+    from hrpo.static_decoder import make_decoder
     orig = make_decoder(hm, [prompt], cfg, raw=raw).run()[0]
     return orig, replay_sweep(hm, orig, cfg, ks, a)

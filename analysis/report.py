@@ -25,7 +25,7 @@ from .projections import trace_projections
 
 def decode_all(hm, problems, cfg, batch_size: int = 16, keep_states: bool = True, force_a=None):
     """Traces of every problem, decoded in batches with latents, inputs and top tokens kept."""
-    from hrpo.fastpath import make_decoder
+    from hrpo.static_decoder import make_decoder
     out = []
     for start in range(0, len(problems), batch_size):
         chunk = problems[start:start + batch_size]

@@ -28,7 +28,7 @@ def start_app(env: dict | None = None, log=None, cmd: list[str] | None = None, p
     port=0 neither is passed, for an app that reads GRADIO_SERVER_PORT from `env`); returns (process, url,
     seconds until it served).  `env` is added to `base_env` (default os.environ), with HF_HUB_OFFLINE=1 and
     the repository on PYTHONPATH.  Raises RuntimeError with the log's tail if the app exits or is not serving
-    within limit_s (imports alone take ~35 s on a busy 2-core machine)."""
+    within limit_s (imports alone take tens of seconds on a busy 2-core machine)."""
     base = os.environ if base_env is None else base_env
     path = os.pathsep.join(filter(None, [str(ROOT), base.get("PYTHONPATH")]))
     env = {**base, "HF_HUB_OFFLINE": "1", "PYTHONPATH": path, **(env or {})}

@@ -22,7 +22,8 @@ import torch
 from transformers import DynamicCache, StaticCache
 from transformers.cache_utils import DynamicLayer
 
-from hrpo.cpu_precision import LeanDecodeStep, low_precision
+from hrpo.cpu_precision import low_precision
+from hrpo.lean_decode import LeanDecodeStep
 from hrpo.models import load_model
 
 

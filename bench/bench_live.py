@@ -28,7 +28,7 @@ PROMPT = ("Janet's ducks lay 16 eggs per day. She eats three for breakfast every
 
 def decoder_run(hm, prompt: str, tokens: int) -> dict:
     from hrpo.config import RolloutConfig
-    from hrpo.fastpath import make_decoder
+    from hrpo.static_decoder import make_decoder
     cfg = RolloutConfig(max_new_tokens=tokens, greedy=True)
     t0 = time.perf_counter()
     dec = make_decoder(hm, [prompt], cfg, keep_states=True)

@@ -16,8 +16,8 @@ from pathlib import Path
 from bench.app_process import start_app, stop_app
 from gpu import gpu_check
 from hrpo.config import RolloutConfig
-from hrpo.fastpath import StaticDecoder
 from hrpo.rollout import Decoder
+from hrpo.static_decoder import StaticDecoder
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?"

@@ -47,11 +47,11 @@ import torch  # noqa: E402
 
 from bench.baselines import reference_loop  # noqa: E402
 from gpu.gpu_table import decode_table, print_table  # noqa: E402
-from hrpo import bench, fastpath  # noqa: E402
+from hrpo import bench, static_decoder  # noqa: E402
 from hrpo.config import RolloutConfig, TrainConfig  # noqa: E402
-from hrpo.fastpath import StaticDecoder  # noqa: E402
 from hrpo.models import load_model  # noqa: E402
 from hrpo.rollout import Decoder  # noqa: E402
+from hrpo.static_decoder import StaticDecoder  # noqa: E402
 
 # seconds each part took on an H200 (2026-12-04, or estimated from its parts): skipped when it no longer fits
 ESTIMATE_S = {"decode": 60, "profile": 15, "authors": 20, "train": 55, "app": 45, "single": 30, "generate": 40,
@@ -85,7 +85,7 @@ def patch_tokenizer() -> None:
 
 patch_tokenizer()
 CAPTURES = [0]                                  # CUDA graphs captured (counted through _Engine.capture)
-_capture = fastpath._Engine.capture
+_capture = static_decoder._Engine.capture
 
 
 def _counted_capture(self):
@@ -93,7 +93,7 @@ def _counted_capture(self):
     return _capture(self)
 
 
-fastpath._Engine.capture = _counted_capture
+static_decoder._Engine.capture = _counted_capture
 
 
 def build(shape: str, device: torch.device, dtype: str):
@@ -118,7 +118,7 @@ def peak_gib(dev) -> float | None:
 
 
 def free(dev):
-    fastpath._ENGINES.clear()
+    static_decoder._ENGINES.clear()
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.empty_cache()

@@ -4,7 +4,7 @@ Public entry points, imported from their modules (this package imports nothing i
 such as hrpo.errors or hrpo.config loads without torch's model stack):
   hrpo.models.load_model            a model spec (or checkpoint directory) -> HybridModel
   hrpo.rollout.rollout              batched hybrid decoding -> list[Trace]; Decoder(...).steps() streams
-  hrpo.fastpath.make_decoder        the decoder a device wants (StaticDecoder with CUDA graphs, else Decoder)
+  hrpo.static_decoder.make_decoder        the decoder a device wants (StaticDecoder with CUDA graphs, else Decoder)
   hrpo.gate.ThinkingResidualGate    the gate that mixes token embeddings with the previous hidden state
   hrpo.trainer.Trainer              HRPO / GRPO training; hrpo.evaluate.evaluate
   python -m hrpo                    the command line (hrpo/cli.py)

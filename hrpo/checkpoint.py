@@ -11,7 +11,7 @@ safetensors; the trainer state goes through torch.load(weights_only=True).  Expo
 anything but a checkpoint (and that only when forced); a full disk is one line naming the last complete
 checkpoint.  Loading one as a model: hrpo.models.load_checkpoint; the run directory around checkpoints
 (lock, resume point, pruning, metrics logs): hrpo/rundir.py.
-Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py tests/test_reliability_round3.py
+Test: pytest tests/test_trainer.py -k checkpoint; tests/test_reliability_run.py tests/test_reliability_files.py
 """
 import errno
 import json
@@ -251,7 +251,7 @@ def export_checkpoint(src, dst, force: bool = False) -> Path:
 
     Assembled in a hidden directory beside `dst`, then swapped in by rename (swap_into_place); an existing
     checkpoint at `dst` is replaced only with `force`, anything else there is refused (check_export_destination).
-    Test: pytest tests/test_reliability_round3.py -k export"""
+    Test: pytest tests/test_reliability_files.py -k export"""
     src = Path(src)
     read_config(src)
     dst = check_export_destination(src, dst, force)

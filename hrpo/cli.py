@@ -64,8 +64,8 @@ def sampling_config(args) -> RolloutConfig:
 
 
 def cmd_generate(args) -> int:
-    from .fastpath import make_decoder
     from .models import load_model
+    from .static_decoder import make_decoder
     if not args.prompt.strip():
         raise UsageError("the prompt is empty")
     try:

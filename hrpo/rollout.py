@@ -26,8 +26,9 @@ from typing import Callable, Iterator
 import torch
 
 from .config import RolloutConfig
-from .cpu_precision import LeanDecodeStep, low_precision
+from .cpu_precision import low_precision
 from .gate import hidden_ratio
+from .lean_decode import LeanDecodeStep
 from .models import HybridModel
 from .rewards import extract_answer
 from .sampling import latent_embedding, sample, step_distribution, token_logprob
@@ -143,7 +144,7 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 ForceA = Callable[[int], float | None]   # step index -> forced gate value (None: the learned gate)
 ScaleH = Callable[[int], float | None]   # step index -> factor on the latent h as the gate mixes it (None: 1)
 # Finished rows leave the decode batch, but it keeps at least 2 rows: with a single row this CPU's kernels
-# compute some attention steps differently (bf16 logits 0.25 apart at some lengths; 2-8 rows agree with the
+# compute some attention steps differently (bf16 logits apart at some lengths; 2-8 rows agree with the
 # teacher-forced pass bit for bit), and the rollout must reproduce the teacher-forced log-probs.
 MIN_ROWS = 2
 

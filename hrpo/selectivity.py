@@ -1,4 +1,4 @@
-"""Gate selectivity: does the gate mix in more latent on some tokens than on others? (issue 29)
+"""Gate selectivity: does the gate mix in more latent on some tokens than on others? (docs/gate_selectivity.md)
 
 The per-token gate a = exp(-c * softplus(-Lambda) * sigmoid(W_r e)) (docs/DESIGN.md section 1.2) can only
 differ between tokens through W_r; these pure functions measure how much it does, over the thinking tokens

@@ -1,4 +1,4 @@
-"""The device side of hrpo.fastpath.StaticDecoder: `Engine`, the static buffers and the one decode step that a
+"""The device side of hrpo.static_decoder.StaticDecoder: `Engine`, the static buffers and the one decode step that a
 CUDA graph captures.
 
 Per step (the method of rollout.Decoder, docs/DESIGN.md section 1, "Hybrid rollout"):
@@ -14,7 +14,7 @@ Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B 
   cache    transformers StaticCache of width + max_new columns: the prompts at [0, P) (P <= width their own
            padded width), step t at column P + t, the columns after masked: the layout of the eager Decoder's
            cache and of teacher forcing, whatever the width.  (Prompts shifted right by masked columns took
-           other reduction blocks in attention: bf16 log-probs 0.2 off teacher forcing on the CPU.)
+           other reduction blocks in attention: bf16 log-probs off teacher forcing on the CPU.)
   mask     (B, width + max_new) attention mask; pos (B, 1) position ids; cpos (1,) the next cache column;
            t (1,) the step counter: all advanced in place
   logits   (B, V) the next position's logits, in the model's dtype
@@ -26,7 +26,7 @@ Engine(hm, rows, width, cfg, keep_latents, keep_states) holds, for one shape (B 
            top_ids (B, max_new, 10) long and top_probs (B, max_new, 10) float32 (keep_states)
 `load` resets them and prefills; `step` has no host sync, no data-dependent Python branch and no shape
 change, so `capture` records it once in a CUDA graph and `advance` replays it.
-Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
+Test: pytest tests/test_static_decoder.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
 """
 import threading
 

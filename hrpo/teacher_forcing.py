@@ -138,8 +138,8 @@ def length_chunks(lengths: list[int], max_chunks: int = 4, chunk_cost: int = 16)
     computes the fewest positions: at most max_chunks groups of consecutive rows in length order, each
     group charged chunk_cost positions more (a forward and a backward of their own).
 
-    A training batch pads every row to its longest completion: in arith training ~38 of 64 positions are
-    real early on and ~22 later, when one rambling row still sets the width for all 32.
+    A training batch pads every row to its longest completion: one rambling row sets the width for all of
+    them, so most positions can be padding.
     """
     order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
     L = [max(1, lengths[r]) for r in order]                                    # descending
@@ -175,8 +175,8 @@ def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temper
     """(B, T) log-probs of the completion tokens under softmax(top_k(logits) / tau).
 
     share_prompts (default), where prompts repeat: rollout.prompt_pass computes each distinct prompt once and
-    indexes its KV cache out to every row that repeats it (in arith training the prompt is ~3/4 of each row;
-    a G-fold smaller prompt part).  Then the completions, in up to max_chunks groups of rows of similar length
+    indexes its KV cache out to every row that repeats it (a G-fold smaller prompt part; in arith training the
+    prompt is most of each row).  Then the completions, in up to max_chunks groups of rows of similar length
     (length_chunks), each on its rows of the prompt cache and padded only to its longest completion.  The
     same values and gradients at every valid position as one pass over the whole (B, P + T) rows (beyond a
     row's length the values mean nothing either way): tests/test_fidelity.py -k "shared or chunks".

@@ -28,11 +28,11 @@ from . import checkpoint as ckpt
 from . import rundir
 from .config import RolloutConfig, TrainConfig, TrainingError
 from .cpu_precision import folded_lora
-from .fastpath import make_decoder, static_wanted
 from .loss import group_advantages, policy_loss, tis_weights
 from .models import EMULATED_BF16, EMULATED_BF16_COST, attach_adapter, cpu_has_native_bf16, load_model
 from .rewards import apply_reward, get_reward, score
 from .selectivity import SELECTIVITY, nan_for_none, none_for_nan, selectivity, thinking_records
+from .static_decoder import make_decoder, static_wanted
 from .tasks import held_out_split, load_task
 from .teacher_forcing import completion_logprobs, pack
 

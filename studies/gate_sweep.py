@@ -108,10 +108,10 @@ def evaluate_run(out: Path, name: str, sets: dict, hybrid_model: bool, max_new_t
 
     from hrpo.checkpoint import read_config
     from hrpo.config import RolloutConfig
-    from hrpo.fastpath import make_decoder
     from hrpo.models import load_model
     from hrpo.rewards import score
     from hrpo.selectivity import thinking_records
+    from hrpo.static_decoder import make_decoder
     spec = final_checkpoint(out / name)
     torch.manual_seed(0)
     hm = load_model(str(spec), device="cpu", dtype="float32")

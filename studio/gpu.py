@@ -7,7 +7,7 @@ where it does not (a local run needs no `spaces`).  `duration` is a function of 
 arguments, as `spaces.GPU` accepts, so the GPU is asked for what the request needs:
     seconds = SETUP_S + tokens to decode x S_PER_TOKEN, capped at MAX_DURATION_S
 Generators stay generators under the decorator (Live streams).  Decorated functions must return no CUDA
-tensors (traces keep their tensors on the CPU: hrpo.rollout / hrpo.fastpath copy them there).
+tensors (traces keep their tensors on the CPU: hrpo.rollout / hrpo.static_decoder copy them there).
 Test: pytest tests/test_zerogpu.py
 """
 import math

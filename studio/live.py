@@ -1,7 +1,7 @@
 """The Live reasoning tab: streamed hybrid decoding, per-step gate chart and table, step details, trace export,
 gate counterfactual replays.
 
-Streaming: the decoder (hrpo.fastpath.make_decoder: the CUDA-graph StaticDecoder on a GPU, the eager
+Streaming: the decoder (hrpo.static_decoder.make_decoder: the CUDA-graph StaticDecoder on a GPU, the eager
 Decoder elsewhere) yields per-step records; the page gets an update on a clock, at most every UPDATE_S
 seconds (the tokens and the status line), and the chart at most every CHART_S seconds, so the page stays
 smooth and the UI costs little of the decoder's speed (`python -m bench.bench_live` measures the ratio).
@@ -14,9 +14,9 @@ import gradio as gr
 
 from analysis import export, plots, projections, replay
 from hrpo.checkpoint import is_checkpoint, read_config
-from hrpo.fastpath import make_decoder
 from hrpo.rewards import score
 from hrpo.rollout import Trace
+from hrpo.static_decoder import make_decoder
 
 from .common import Studio, number, rollout_config, user_error
 from .gpu import gpu_task, live_seconds

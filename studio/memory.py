@@ -21,7 +21,7 @@ hundred thousand objects) makes each such pass a pause in the middle of a reques
 after start-up and after the first model load takes it out of those scans for good (reference counting
 still frees it; only cycles among frozen objects would stay).
 Measure: python -m bench.app_memory --variant plain,bound; python -m bench.bench_live.
-Test: pytest tests/test_reliability_round3.py -k "memory or quiet" tests/test_hosting.py -k freeze
+Test: pytest tests/test_reliability_files.py -k "memory or quiet" tests/test_hosting.py -k freeze
 """
 import ctypes
 import ctypes.util
@@ -31,7 +31,7 @@ import threading
 import time
 
 M_ARENA_MAX = -8                                     # glibc's mallopt parameter numbers (malloc.h)
-QUIET_CPU = 0.1                  # a process using less than this share of one core is quiet (the idle app: 1.5%)
+QUIET_CPU = 0.1                  # a process using less than this share of one core is quiet (docs/PERFORMANCE.md)
 
 _TRIMMER: list[threading.Thread] = []
 

@@ -352,7 +352,8 @@ def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     import dataclasses
 
     from hrpo.config import RolloutConfig
-    from hrpo.cpu_precision import LeanDecodeStep, folded_lora
+    from hrpo.cpu_precision import folded_lora
+    from hrpo.lean_decode import LeanDecodeStep
     from hrpo.rollout import Decoder
     assert LeanDecodeStep.build(embedded.model) is None                      # fp32: MKL rounds wider matrices apart
     hm = lora_model("bfloat16", spec="default")

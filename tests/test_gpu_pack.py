@@ -75,7 +75,7 @@ def local_glibc() -> str:
 
 
 IMPORTS = """
-import torch, transformers, peft, gradio, gradio_client, app, hrpo.bench, hrpo.fastpath, hrpo.trainer
+import torch, transformers, peft, gradio, gradio_client, app, hrpo.bench, hrpo.static_decoder, hrpo.trainer
 assert "/site/" in transformers.__file__ and "/site/" in gradio.__file__, (transformers.__file__, gradio.__file__)
 from transformers import AutoConfig, AutoModelForCausalLM
 for kind in ("llama", "qwen2"):

@@ -1,4 +1,4 @@
-"""hrpo.fastpath.StaticDecoder streamed, on the CPU in fp32 with no capture, against the eager rollout.Decoder:
+"""hrpo.static_decoder.StaticDecoder streamed, on the CPU in fp32 with no capture, against the eager rollout.Decoder:
 the same events position by position (rows, tokens, thinking, gate a, hidden ratio, log-probs, entropy,
 effective vocabulary), the same keep_states buffers (mixed inputs, top-10 ids and probabilities, latents and
 their nearest tokens), with force_a and scale_h, greedy and sampled, hybrid on and off, one row and several;
@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
-from hrpo import fastpath
+from hrpo import static_decoder
 from hrpo.config import RolloutConfig
-from hrpo.fastpath import StaticDecoder, make_decoder
 from hrpo.rollout import Decoder
+from hrpo.static_decoder import StaticDecoder, make_decoder
 from hrpo.static_engine import Engine
 from hrpo.teacher_forcing import completion_logprobs, pack
 
@@ -181,12 +181,12 @@ def fake_capture(monkeypatch):
         return steps
 
     monkeypatch.setattr(Engine, "warm_up", warm_up)
-    monkeypatch.setattr(fastpath, "_ENGINES", type(fastpath._ENGINES)())
+    monkeypatch.setattr(static_decoder, "_ENGINES", type(static_decoder._ENGINES)())
 
     def make(hm, prompts, cfg, **kw):
         dec = StaticDecoder(hm, prompts, cfg, **kw)
-        dec.capture, dec.chunk, dec.ahead = True, fastpath.CHUNK, True    # as __init__ sets them on CUDA
-        dec.width = math.ceil(dec.width / fastpath.BUCKET) * fastpath.BUCKET
+        dec.capture, dec.chunk, dec.ahead = True, static_decoder.CHUNK, True    # as __init__ sets them on CUDA
+        dec.width = math.ceil(dec.width / static_decoder.BUCKET) * static_decoder.BUCKET
         return dec
     make.captured = captured
     return make
@@ -203,15 +203,16 @@ def test_captured_engine_is_reused_across_requests(tiny, fake_capture):
         cfg = RolloutConfig(max_new_tokens=16, temperature=1.0, seed=seed)
         dec = fake_capture(tiny, [q], cfg, keep_states=True, force_a=force)
         events = streamed(dec)
-        assert dec.captured and dec.width == fastpath.BUCKET * math.ceil(len(tiny.encode(q)) / fastpath.BUCKET)
+        bucket = static_decoder.BUCKET
+        assert dec.captured and dec.width == bucket * math.ceil(len(tiny.encode(q)) / bucket)
         eager = Decoder(tiny, [q], cfg, keep_states=True, force_a=force)
         assert_same_stream(streamed(eager), events)
         assert_same_traces(tiny, eager.traces, dec.traces)
         out.append(dec.traces[0])
-    assert len(fake_capture.captured) == 1 and len(fastpath._ENGINES) == 1
+    assert len(fake_capture.captured) == 1 and len(static_decoder._ENGINES) == 1
     assert out[2].steps == out[0].steps and torch.equal(out[2].inputs, out[0].inputs)
     fake_capture(tiny, [long_q], RolloutConfig(max_new_tokens=8)).run()           # another shape: its own engine
-    assert len(fake_capture.captured) == 2 and len(fastpath._ENGINES) == 2
+    assert len(fake_capture.captured) == 2 and len(static_decoder._ENGINES) == 2
 
 
 def test_busy_engine_is_not_shared(tiny, fake_capture):
@@ -246,7 +247,7 @@ def test_make_decoder_chooses(tiny, monkeypatch):
     monkeypatch.setenv("HRPO_STATIC_DECODE", "off")
     assert make_decoder(tiny, ["x"], cfg, scale_h=scale).scale_h is scale
     monkeypatch.setenv("HRPO_STATIC_DECODE", "on")
-    monkeypatch.setattr(fastpath, "static_supported", lambda hm: False)                # e.g. sliding windows
+    monkeypatch.setattr(static_decoder, "static_supported", lambda hm: False)                # e.g. sliding windows
     assert type(make_decoder(tiny, ["x"], cfg)) is Decoder
 
 
@@ -279,7 +280,8 @@ def decoded(request, dtype: str, hybrid: bool):
         prompts = [hm.encode(q) for q in qs for _ in range(2)]
         cfg = RolloutConfig(max_new_tokens=16, temperature=1.0, top_k=50, seed=3, hybrid=hybrid)
         dec = StaticDecoder(hm, prompts, cfg, keep_latents=True)
-        dec.width = math.ceil(dec.width / fastpath.BUCKET) * fastpath.BUCKET + fastpath.BUCKET   # masked columns
+        bucket = static_decoder.BUCKET
+        dec.width = math.ceil(dec.width / bucket) * bucket + bucket                # masked columns after the prompts
         _DECODED[dtype, hybrid] = hm, dec.run(), Decoder(hm, prompts, cfg, keep_latents=True).run(), cfg
     return _DECODED[dtype, hybrid]
 

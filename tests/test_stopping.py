@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hrpo.config import ConfigError, RolloutConfig
-from hrpo.fastpath import StaticDecoder, make_decoder
 from hrpo.rollout import Decoder, decoding_config, rollout
+from hrpo.static_decoder import StaticDecoder, make_decoder
 from hrpo.stopping import MARKER, TABLE, AnswerState, advance, piece_row, text_then_newline
 
 PIECES = ["#", "##", "###", "####", " #", "a#", "#a", "a", " ", "", "#a#", "##b##", "x###", "###y", "\n", " 19",

@@ -1,20 +1,20 @@
-"""The static-cache / CUDA-graph decode path (hrpo.fastpath), run eagerly on CPU: StaticDecoder reproduces
+"""The static-cache / CUDA-graph decode path (hrpo.static_decoder), run eagerly on CPU: StaticDecoder reproduces
 rollout.Decoder step for step (tokens, thinking flags,
 gate a, log-probs, effective vocabulary, kept latents), including EOS stops and marker switches, with no
 capture attempted on CPU; a trainer step with static rollouts packs the same batch as with eager ones.
 The static decoder keeps every row to the end (static shapes), so the eager one is compared with its finished
 rows kept too (rollout.MIN_ROWS): dropping them changes the fp32 kernels' row count and so their rounding,
 enough to flip near-tied greedy tokens of the tiny random model.
-Run: nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python -m pytest -q -x tests/test_fastpath.py"""
+Run: nice -n 10 env OMP_NUM_THREADS=1 PYTHONPATH=. .venv/bin/python -m pytest -q -x tests/test_static_decoder.py"""
 import dataclasses
 
 import pytest
 import torch
 
-from hrpo import fastpath
+from hrpo import static_decoder
 from hrpo.config import RolloutConfig
-from hrpo.fastpath import StaticDecoder
 from hrpo.rollout import Decoder
+from hrpo.static_decoder import StaticDecoder
 from hrpo.stopping import TABLE, marker_table
 
 PROMPTS = [[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "What is 12 + 7?",
@@ -179,14 +179,14 @@ def test_embedded_sampled_training_rollouts_equal_eager(embedded):
 def test_static_wanted(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.delenv("HRPO_STATIC_DECODE", raising=False)
-    assert fastpath.static_wanted(cuda) and not fastpath.static_wanted(cpu)
-    assert not fastpath.static_wanted(cuda, False) and fastpath.static_wanted(cpu, True)
+    assert static_decoder.static_wanted(cuda) and not static_decoder.static_wanted(cpu)
+    assert not static_decoder.static_wanted(cuda, False) and static_decoder.static_wanted(cpu, True)
     for value, on_cpu, on_cuda in (("off", False, False), ("on", True, True), ("auto", False, True)):
         monkeypatch.setenv("HRPO_STATIC_DECODE", value)
-        assert (fastpath.static_wanted(cpu), fastpath.static_wanted(cuda)) == (on_cpu, on_cuda)
+        assert (static_decoder.static_wanted(cpu), static_decoder.static_wanted(cuda)) == (on_cpu, on_cuda)
     monkeypatch.setenv("HRPO_STATIC_DECODE", "sometimes")
     with pytest.raises(ValueError, match="HRPO_STATIC_DECODE"):
-        fastpath.static_wanted(cpu)
+        static_decoder.static_wanted(cpu)
 
 
 @pytest.mark.parametrize("mode,dtype", [("hrpo", "float32"), ("grpo", "float32"), ("hrpo", "bfloat16")])
@@ -207,7 +207,7 @@ def test_trainer_step_with_static_rollouts_packs_the_same_batch(tmp_path, monkey
         trainer.hm.gate.Lambda.fill_(2.0)
     problems = problems_for_step(trainer.task.problems, 0, cfg.batch_prompts, cfg.seed)
     made = []
-    monkeypatch.setattr(fastpath.StaticDecoder, "run", spy(fastpath.StaticDecoder.run, made))
+    monkeypatch.setattr(static_decoder.StaticDecoder, "run", spy(static_decoder.StaticDecoder.run, made))
     batches = {}
     for flag in ("off", "on"):
         monkeypatch.setenv("HRPO_STATIC_DECODE", flag)

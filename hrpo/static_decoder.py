@@ -28,7 +28,7 @@ make_decoder: StaticDecoder on CUDA (static_wanted; HRPO_STATIC_DECODE=off|on|au
 Decoder elsewhere and for what the static one cannot run (a model that is not a HybridModel, sliding-window
 attention).  force_a and scale_h must be pure functions of the step: the static decoder reads them for every
 step up front.
-Test: pytest tests/test_fastpath.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
+Test: pytest tests/test_static_decoder.py tests/test_static_stream.py (CPU, eager); gpu/gpu_check.py (the graph).
 """
 import collections
 import math
