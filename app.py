@@ -96,7 +96,7 @@ def main() -> None:
         st.pool.preload(st.host.live_default(choices), then=freeze_long_lived)
     demo = build(st)
     freeze_long_lived()            # full GC passes skip the start-up heap (studio/memory.py)
-    demo.queue(default_concurrency_limit=2 if st.host.hosted else 4, max_size=64 if st.host.hosted else None)
+    demo.queue(**st.host.queue)
     quiet_queue(demo)
     demo.launch(server_name=host, server_port=port, css=CSS, theme=gr.themes.Soft(), show_error=False)
 

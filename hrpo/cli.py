@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from .config import ConfigError, RolloutConfig, TrainingError
+from .prompts import check_prompt
 from .stopping import STOP_RULES
 
 
@@ -66,12 +67,7 @@ def sampling_config(args) -> RolloutConfig:
 def cmd_generate(args) -> int:
     from .models import load_model
     from .static_decoder import make_decoder
-    if not args.prompt.strip():
-        raise UsageError("the prompt is empty")
-    try:
-        args.prompt.encode("utf-8")
-    except UnicodeEncodeError:          # argv bytes that are not UTF-8 arrive as lone surrogates
-        raise UsageError("the prompt is not valid UTF-8") from None
+    check_prompt(args.prompt)
     cfg = sampling_config(args)
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
     dec = make_decoder(hm, [args.prompt], cfg, raw=args.raw, keep_latents=args.json)

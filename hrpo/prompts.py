@@ -16,6 +16,17 @@ SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by s
 PROMPT_FORMATS = ("hint", "plain")
 
 
+def check_prompt(prompt, max_chars: int | None = None) -> None:
+    """ValueError (one line) unless `prompt` is a non-empty string of valid Unicode within max_chars; the CLI
+    and the app check a visitor's prompt here (the decoders then check its tokens against the context)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError("the prompt is empty")
+    if max_chars is not None and len(prompt) > max_chars:
+        raise ValueError(f"the prompt is too long ({len(prompt)} characters; the limit here is {max_chars})")
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in prompt):     # argv bytes that are not UTF-8 arrive as these too
+        raise ValueError("the prompt contains a lone surrogate (not valid UTF-8 / Unicode); paste it again as text")
+
+
 def present(question: str, prompt_format: str) -> str:
     """The user message for `question` in `prompt_format` (see the module doc)."""
     if prompt_format not in PROMPT_FORMATS:

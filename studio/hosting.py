@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hrpo import checkpoint, rundir
 from hrpo.errors import ModelSpecError
+from hrpo.prompts import check_prompt
 
 SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo"}
 TRUE = ("1", "true", "yes", "on")
@@ -28,6 +29,9 @@ def is_checkpoint_inside(path: Path, folder: Path) -> bool:
     """True when `path` resolves (symlinks, '..') to a checkpoint inside `folder`."""
     target = path.resolve()
     return folder.resolve() in target.parents and checkpoint.is_checkpoint(target)
+
+
+HOSTED_COMPARE = dict(models=4, problems=20, new_tokens=256, tokens=8192)   # per comparison, hosted
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,23 @@ class Host:
         return cls(root=Path(root), runs_dir=Path(runs_dir), hosted=hosted, zero_gpu=zero,
                    training_flag=env.get("HRPO_ALLOW_TRAINING") == "1",
                    default_model=env.get("HRPO_MODEL") or "default", model_chosen=bool(env.get("HRPO_MODEL")),
-                   compare_limits=dict(models=4, problems=20, new_tokens=256, tokens=8192) if hosted else None)
+                   compare_limits=dict(HOSTED_COMPARE) if hosted else None)
 
     # ------------------------------------------------------------------------------ limits
+    @property
+    def queue(self) -> dict:
+        """Gradio's queue: requests served at a time and waiting at most (app.py)."""
+        return {"default_concurrency_limit": 2, "max_size": 64} if self.hosted else \
+            {"default_concurrency_limit": 4, "max_size": None}
+
+    def limits_text(self) -> str:
+        """The hosted limits in words, as the README quotes them (tests/test_hosting.py checks the quote)."""
+        h = Host(self.root, self.runs_dir, hosted=True)
+        c, q = HOSTED_COMPARE, h.queue
+        return (f"prompts up to {h.max_prompt_chars} characters, up to {h.max_new_tokens} new tokens, Compare up to "
+                f"{c['models']} models, {c['problems']} problems, {c['new_tokens']} new tokens and {c['tokens']} "
+                f"tokens in all, {q['default_concurrency_limit']} requests at a time in a queue of {q['max_size']}")
+
     @property
     def max_prompt_chars(self) -> int:
         return 2000 if self.hosted else 20000
@@ -102,13 +120,8 @@ class Host:
             raise ValueError("hosted mode: " + ", ".join(over))
 
     def check_prompt(self, prompt: str, max_new: int) -> None:
-        if not prompt or not prompt.strip():
-            raise ValueError("the prompt is empty")
-        if len(prompt) > self.max_prompt_chars:
-            raise ValueError(f"the prompt is too long ({len(prompt)} characters; the limit here is "
-                             f"{self.max_prompt_chars})")
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in prompt):
-            raise ValueError("the prompt contains a lone surrogate (invalid Unicode); paste it again as text")
+        """The prompt (hrpo.prompts.check_prompt, within this host's length) and the new tokens asked for."""
+        check_prompt(prompt, self.max_prompt_chars)
         if max_new > self.max_new_tokens:
             raise ValueError(f"at most {self.max_new_tokens} new tokens here")
 

@@ -7,6 +7,7 @@ seconds (the tokens and the status line), and the chart at most every CHART_S se
 smooth and the UI costs little of the decoder's speed (`python -m bench.bench_live` measures the ratio).
 API: /generate (streams), /export, /replay.  Test: pytest tests/test_app.py tests/test_browser.py
 """
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import gradio as gr
 
 from analysis import export, plots, projections, replay
 from hrpo.checkpoint import is_checkpoint, read_config
+from hrpo.config import RolloutConfig
 from hrpo.rewards import score
 from hrpo.rollout import Trace
 from hrpo.static_decoder import make_decoder
@@ -46,9 +48,11 @@ COUNTERFACTUALS = ["force gate a", "scale the latent"]
 
 @dataclass
 class LiveRun:
-    """What the Live tab keeps of its last run (a gr.State): the model spec that decoded it and the trace."""
+    """What the Live tab keeps of its last run (a gr.State): the model spec that decoded it, the trace and its
+    decoding settings (a replay changes only what it names)."""
     model: str
     trace: Trace
+    cfg: RolloutConfig
 
 
 def step_rows(hm, trace) -> list[list]:
@@ -127,7 +131,7 @@ def make_live(st: Studio):
                   f"answer `{trace.answer!r}`{verdict(prompt, trace.text)}, {dec.tokens_per_s:.1f} tokens/s, "
                   f"finish: {trace.finish}; {how}")
         yield (plots.tokens_html(trace.steps, hm.tokenizer.decode), plots.live_step_figure(trace.steps),
-               step_rows(hm, trace), LiveRun(model, trace), status)
+               step_rows(hm, trace), LiveRun(model, trace, dec.cfg), status)
     return generate
 
 
@@ -161,19 +165,24 @@ def make_replay(st: Studio):
         trace = run.trace
         if not trace.hybrid and st.pool.get(run.model).plain_only:
             raise ValueError("a GRPO checkpoint decodes without latents: it has no trained gate to force or scale")
-        if not trace.hybrid or not hybrid:
+        if not trace.hybrid:
             raise ValueError("gate counterfactuals need hybrid decoding (tick 'hybrid' and run again)")
         if what not in COUNTERFACTUALS:
             raise ValueError(f"choose one of: {', '.join(COUNTERFACTUALS)}")
-        cfg = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
+        asked = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
         k, a, scale = number(k or 0, "step k", True), number(a, "gate a"), number(scale, "latent scale")
         scaled = what == COUNTERFACTUALS[1]
+        cfg = run.cfg                               # the trace's own settings: only the counterfactual changes
         new, d = replay.replay(st.pool.get(run.model), trace, cfg, k, **({"scale": scale} if scaled else {"a": a}))
         how = f"the latent scaled ×{scale:g}" if scaled else f"the gate forced to a = {a:g}"
         where = "no divergence" if d["first_diff"] is None else f"first different token at step {d['first_diff']}"
         answer = "answer unchanged" if d["same_answer"] else "**answer changed**"
         other = "" if model == run.model else f" (replayed with `{run.model}`, the model that decoded this trace)"
-        summary = (f"**Replay from step {k} with {how}**{other}: {where}; {answer}: {d['orig_answer']!r} → "
+        changed = [f.name for f in dataclasses.fields(cfg) if f.name != "hybrid" and getattr(asked, f.name) !=
+                   getattr(cfg, f.name)]
+        settings = "" if not changed else (f" (with the trace's decoding settings; the sampling controls now differ "
+                                           f"in {', '.join(changed)} and apply to the next run)")
+        summary = (f"**Replay from step {k} with {how}**{other}{settings}: {where}; {answer}: {d['orig_answer']!r} → "
                    f"{d['new_answer']!r}; length {d['orig_len']} → {d['new_len']}")
         return summary, replay.divergence_html(trace, new, d["first_diff"]), d["orig_text"], d["new_text"]
     return run_replay

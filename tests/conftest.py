@@ -85,3 +85,32 @@ def eager_keeps_every_row(monkeypatch):
     """The eager decoder keeps its finished rows, as the static decoder computes every row to the end (dropping
     them changes the fp32 GEMMs' row count and so their rounding)."""
     monkeypatch.setattr("hrpo.rollout.MIN_ROWS", 10**9)
+
+
+# ------------------------------------------------------------------------------ the app in a real process
+def start_app(log_path, **env_extra):
+    """`python app.py` on a free loopback port with env_extra; returns (process, url) once the port answers."""
+    from bench import app_process as process
+    proc, url, _ = process.start_app(env=env_extra, log=log_path)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    proc, url = start_app(tmp_path_factory.mktemp("app") / "app.log", HRPO_MODEL="tiny-random")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+LIVE = ("tiny-random", "What is 2 + 3?", 12, 0.5, 50, 0, True, True)
+
+
+def components(url) -> dict:
+    """{elem_id or label: props} of the page's components, from gradio's /config."""
+    import json
+    import urllib.request
+    cfg = json.load(urllib.request.urlopen(url + "config", timeout=30))
+    return {c["props"].get("elem_id") or c["props"].get("label"): c["props"] for c in cfg["components"]}
+
+

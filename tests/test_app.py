@@ -7,25 +7,11 @@ import urllib.request
 import pytest
 
 from bench import app_process as process
+from conftest import LIVE, components, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
 
 
-def start_app(log_path, **env_extra):
-    """`python app.py` on a free loopback port with env_extra; returns (process, url) once the port answers."""
-    proc, url, _ = process.start_app(env=env_extra, log=log_path)
-    return proc, url
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    proc, url = start_app(tmp_path_factory.mktemp("app") / "app.log", HRPO_MODEL="tiny-random")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-LIVE = ("tiny-random", "What is 2 + 3?", 12, 0.5, 50, 0, True, True)
 
 
 def test_streamed_generation_export_and_replay(app_url):
@@ -53,6 +39,10 @@ def test_streamed_generation_export_and_replay(app_url):
     summary, _, _, _ = client.predict("tiny-random", 0, "scale the latent", 1.0, 2.5, 12, 0.5, 50, 0, True, True,
                                       api_name="/replay")
     assert "the latent scaled ×2.5" in summary
+    summary, _, _, _ = client.predict("tiny-random", 3, "scale the latent", 1.0, 1.0, 24, 0.5, 50, 7, True, True,
+                                      api_name="/replay")        # x1 with other sliders: the trace's settings
+    assert "no divergence; answer unchanged" in summary, summary
+    assert "the sampling controls now differ in max_new_tokens, seed and apply to the next run" in summary
     summary, _, _, _ = client.predict("default", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
                                       api_name="/replay")        # another model picked: the trace's model replays
     assert "replayed with `tiny-random`, the model that decoded this trace" in summary and "no divergence" in summary
@@ -173,12 +163,6 @@ def write_metrics(run, mode, hidden, config="train_config.json"):
              "hidden_ratio_mean": hidden, "hidden_ratio_p10": hidden / 2, "hidden_ratio_p90": hidden * 2}
             for s in range(1, 6)]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
-def components(url) -> dict:
-    """{elem_id or label: props} of the page's components, from gradio's /config."""
-    cfg = json.load(urllib.request.urlopen(url + "config", timeout=30))
-    return {c["props"].get("elem_id") or c["props"].get("label"): c["props"] for c in cfg["components"]}
 
 
 def test_opens_on_hrpo_gradio_port_and_training_dynamics(tmp_path):

@@ -2,21 +2,22 @@
 as a new user meets it, each step asserted on what the page shows:
   Live: opens on the shipped HRPO checkpoint with a one-line hint in the empty chart; run a prompt,
         streamed tokens, the gate / entropy / effective-vocabulary chart; select a step (details, and it
-        becomes step k); a gate counterfactual replay from it (summary and the side-by-side diff)
+        becomes step k); a gate counterfactual replay from it (summary and the side-by-side diff); a GRPO
+        checkpoint picked: plain decoding, the hybrid box off and disabled
   Latent map: hint, then the map of the trace with its path and nearest-token cluster labels
   Compare: base, GRPO and HRPO pre-selected, 2 problems: summary rows and completions per model
   Training dynamics: the shipped checkpoints' curves (or the hint that they have no metrics.jsonl yet)
         and a run's curves drawn from its metrics.jsonl
   Train: the shipped recipe prefilled, the job controls shown
-A screenshot of the Live tab goes to docs/live.png when HRPO_SCREENSHOT is set, else to a temp file."""
+One test per tab, on one app and one page (module fixtures).  A screenshot of the Live tab goes to docs/live.png
+when HRPO_SCREENSHOT is set, else to a temp file."""
 import json
 import os
 import shutil
 
 import pytest
 
-from conftest import ROOT
-from test_app import start_app
+from conftest import ROOT, start_app
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,10 +41,14 @@ def set_slider(page, elem_id, value):
     box.press("Enter")
 
 
-def test_all_tabs_in_chromium(tmp_path):
+@pytest.fixture(scope="module")
+def browser_page(tmp_path_factory):
+    """(page, tmp): one app (no HRPO_MODEL: it opens as a visitor meets it, with a run with metrics for the dynamics
+    tab) and one Chromium page, shared by the tab tests below in order (the latent map reads Live's run)."""
     from playwright.sync_api import sync_playwright
-    assert os.path.exists(CHROMIUM), "Debian's chromium is required (.ci/run installs it)"
-    runs = tmp_path / "runs" / "study-hrpo"                      # a run with metrics for the dynamics tab
+    assert os.path.exists(CHROMIUM), "Debian's chromium is required (setup.sh installs it)"
+    tmp = tmp_path_factory.mktemp("browser")
+    runs = tmp / "runs" / "study-hrpo"                      # a run with metrics for the dynamics tab
     runs.mkdir(parents=True)
     (runs / "train_config.json").write_text(json.dumps({"mode": "hrpo"}))
     (runs / "metrics.jsonl").write_text("".join(json.dumps(
@@ -52,84 +57,122 @@ def test_all_tabs_in_chromium(tmp_path):
         for s in range(1, 9)))
     env = {k: v for k, v in os.environ.items() if k != "HRPO_MODEL"}
     os.environ.pop("HRPO_MODEL", None)
-    app, url = start_app(tmp_path / "app.log", HRPO_RUNS=str(tmp_path / "runs"))
+    app, url = start_app(tmp / "app.log", HRPO_RUNS=str(tmp / "runs"))
     os.environ.clear()
     os.environ.update(env)
-    shot = ROOT / "docs" / "live.png" if os.environ.get("HRPO_SCREENSHOT") else tmp_path / "live.png"
-    shipped_metrics = (ROOT / HRPO / "metrics.jsonl").is_file()
     try:
         with sync_playwright() as p:
             browser = launch(p)
             page = browser.new_page(viewport={"width": 1280, "height": 1500})
             page.goto(url, timeout=30000)
             page.wait_for_selector("#run", timeout=30000)
-            # Live: opens on the star, empty chart is a hint
-            assert page.locator("#model input").input_value() == HRPO
-            wait_text(page, "#gate-chart", "Run a prompt to see", 30000)
-            page.locator("#prompt textarea").fill("Tom has 12 marbles. He buys 7 more. How many marbles does he have?")
-            page.click("#run")
-            page.wait_for_function("document.querySelectorAll('#tokens .tok').length >= 1", timeout=300000)
-            seen = set()                              # streamed: the page shows the tokens in several steps
-            while "done" not in page.locator("#run-status").inner_text():
-                seen.add(page.locator("#tokens .tok").count())
-                page.wait_for_timeout(100)
-            assert len(seen) >= 3, seen
-            assert page.locator("#tokens .tok").count() >= 8 and "hidden ratio" in page.locator("#tokens").inner_text()
-            wait_text(page, "#gate-chart", "effective vocabulary 1/Σp²", 30000)
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=False)
-            # select step 2: its details, and it becomes step k
-            page.locator('#steps [data-testid="cell-2-1"]').click()
-            wait_text(page, "#step-details", "Step 2", 120000)
-            assert "effective vocabulary" in page.locator("#step-details").inner_text()
-            assert page.locator("#cf-k input").input_value() == "2"
-            page.click("#replay")
-            wait_text(page, "#replay-summary", "Replay from step 2 with the gate forced to a = 1", 300000)
-            diff = page.locator("#replay-diff").inner_text()
-            assert "original" in diff and "replay" in diff and ("identical" in diff or "diverges at step" in diff)
-            # Latent map
-            page.get_by_role("tab", name="Latent map").click()
-            wait_text(page, "#map-plot", "Run a prompt on the Live tab", 30000)
-            page.click("#map-btn")
-            wait_text(page, "#map-plot", "Latent map (", 300000)                 # title with the method
-            assert "latents" in page.locator("#map-plot").inner_text()            # the legend
-            assert "×" in page.locator("#map-plot").inner_text()          # nearest-token cluster labels
-            # Compare: base, GRPO, HRPO pre-selected; 2 problems
-            page.get_by_role("tab", name="Compare").click()
-            checked = page.locator("#cmp-models input[type=checkbox]:checked")
-            assert checked.count() == 3
-            wait_text(page, "#cmp-len", "Pick models and a task", 30000)
-            set_slider(page, "cmp-limit", 2)
-            set_slider(page, "cmp-new", 48)
-            assert page.locator("#cmp-limit input[type=number]").input_value() == "2"
-            page.click("#cmp-btn")
-            try:
-                wait_text(page, "#cmp-summary", HRPO, 900000)
-            except Exception:
-                page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
-                raise AssertionError("compare did not finish: " + page.locator("body").inner_text()[-1500:])
-            summary = page.locator("#cmp-summary").inner_text()
-            assert "checkpoints/smollm2-arith-grpo" in summary and "default" in summary
-            assert "Completion length" in page.locator("#cmp-len").inner_text()
-            # Training dynamics
-            page.get_by_role("tab", name="Training dynamics").click()
-            if shipped_metrics:
-                wait_text(page, "#dyn-plot", f"{HRPO} (HRPO)", 60000)
-            else:
-                wait_text(page, "#dyn-note", "carry no metrics.jsonl yet", 60000)
-            box = page.locator("#dyn-runs label", has_text="runs/study-hrpo").locator("input")
-            if not box.is_checked():                    # pre-selected when no shipped checkpoint has metrics
-                box.check()
-            wait_text(page, "#dyn-plot", "runs/study-hrpo (HRPO)", 60000)
-            text = page.locator("#dyn-plot").inner_text()
-            assert "Hidden ratio" in text and "KL to the reference" in text and "Completion length" in text
-            # Train: the shipped recipe prefilled, the job controls there
-            page.get_by_role("tab", name="Train", exact=True).click()
-            wait_text(page, "body", "The shipped checkpoints' recipe", 30000)
-            assert page.get_by_role("button", name="Start").is_visible()
-            assert page.get_by_label("steps", exact=True).input_value() == "300"
+            yield page, tmp
             browser.close()
     finally:
         app.terminate()
         app.wait(timeout=30)
+
+
+def run_live(page) -> set:
+    """Run the prompt on the Live tab (once per page); returns the token counts seen while it streamed."""
+    page.get_by_role("tab", name="Live reasoning").click()
+    if "done" in page.locator("#run-status").inner_text():
+        return set()
+    page.locator("#prompt textarea").fill("Tom has 12 marbles. He buys 7 more. How many marbles does he have?")
+    page.click("#run")
+    page.wait_for_function("document.querySelectorAll('#tokens .tok').length >= 1", timeout=300000)
+    seen = set()                              # streamed: the page shows the tokens in several steps
+    while "done" not in page.locator("#run-status").inner_text():
+        seen.add(page.locator("#tokens .tok").count())
+        page.wait_for_timeout(100)
+    return seen
+
+
+def test_live_tab(browser_page):
+    """Opens on the shipped HRPO checkpoint (hybrid, its trained gate) with a hint in the empty chart; a run
+    streams, answers 19 and stops at the answer line; a selected step shows its details and becomes step k;
+    a gate counterfactual replays from it; GRPO picked: plain decoding, its hybrid box off and disabled."""
+    page, tmp = browser_page
+    assert page.locator("#model input").input_value() == HRPO
+    assert "trained gate" in page.locator("#decoding-mode").inner_text()
+    wait_text(page, "#gate-chart", "Run a prompt to see", 30000)
+    seen = run_live(page)
+    assert len(seen) >= 3, seen
+    assert page.locator("#tokens .tok").count() >= 8 and "hidden ratio" in page.locator("#tokens").inner_text()
+    assert "answer `'19'`" in page.locator("#run-status").inner_text()
+    wait_text(page, "#gate-chart", "effective vocabulary 1/Σp²", 30000)
+    shot = ROOT / "docs" / "live.png" if os.environ.get("HRPO_SCREENSHOT") else tmp / "live.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=False)
     assert shot.stat().st_size > 10_000
+    page.locator('#steps [data-testid="cell-2-1"]').click()          # step 2: details, and it becomes step k
+    wait_text(page, "#step-details", "Step 2", 120000)
+    assert "effective vocabulary" in page.locator("#step-details").inner_text()
+    assert page.locator("#cf-k input").input_value() == "2"
+    page.click("#replay")
+    wait_text(page, "#replay-summary", "Replay from step 2 with the gate forced to a = 1", 300000)
+    diff = page.locator("#replay-diff").inner_text()
+    assert "original" in diff and "replay" in diff and ("identical" in diff or "diverges at step" in diff)
+    page.locator("#model input").fill("checkpoints/smollm2-arith-grpo")
+    page.locator("#model input").press("Enter")
+    wait_text(page, "#decoding-mode", "plain decoding (GRPO checkpoint: trained without latents)", 30000)
+    assert page.locator("#hybrid input").is_disabled() and not page.locator("#hybrid input").is_checked()
+    page.locator("#model input").fill(HRPO)
+    page.locator("#model input").press("Enter")
+    wait_text(page, "#decoding-mode", "trained gate", 30000)
+
+
+def test_latent_map_tab(browser_page):
+    page, _ = browser_page
+    run_live(page)
+    page.get_by_role("tab", name="Latent map").click()
+    page.click("#map-btn")
+    wait_text(page, "#map-plot", "Latent map (", 300000)                 # title with the method
+    assert "latents" in page.locator("#map-plot").inner_text()            # the legend
+    assert "×" in page.locator("#map-plot").inner_text()                  # nearest-token cluster labels
+
+
+def test_compare_tab(browser_page):
+    """Base, GRPO and HRPO pre-selected; 2 problems: summary rows and lengths per model."""
+    page, tmp = browser_page
+    page.get_by_role("tab", name="Compare").click()
+    checked = page.locator("#cmp-models input[type=checkbox]:checked")
+    assert checked.count() == 3
+    wait_text(page, "#cmp-len", "Pick models and a task", 30000)
+    set_slider(page, "cmp-limit", 2)
+    set_slider(page, "cmp-new", 48)
+    assert page.locator("#cmp-limit input[type=number]").input_value() == "2"
+    page.click("#cmp-btn")
+    try:
+        wait_text(page, "#cmp-summary", HRPO, 900000)
+    except Exception:
+        page.screenshot(path=str(tmp / "compare.png"), full_page=True)
+        raise AssertionError("compare did not finish: " + page.locator("body").inner_text()[-1500:])
+    summary = page.locator("#cmp-summary").inner_text()
+    assert "checkpoints/smollm2-arith-grpo" in summary and "default" in summary
+    assert "Completion length" in page.locator("#cmp-len").inner_text()
+
+
+def test_training_dynamics_tab(browser_page):
+    """The shipped checkpoints' curves, and a run's curves drawn from its metrics.jsonl."""
+    page, _ = browser_page
+    page.get_by_role("tab", name="Training dynamics").click()
+    if (ROOT / HRPO / "metrics.jsonl").is_file():
+        wait_text(page, "#dyn-plot", f"{HRPO} (HRPO)", 60000)
+    else:
+        wait_text(page, "#dyn-note", "carry no metrics.jsonl yet", 60000)
+    box = page.locator("#dyn-runs label", has_text="runs/study-hrpo").locator("input")
+    if not box.is_checked():                    # pre-selected when no shipped checkpoint has metrics
+        box.check()
+    wait_text(page, "#dyn-plot", "runs/study-hrpo (HRPO)", 60000)
+    text = page.locator("#dyn-plot").inner_text()
+    assert "Hidden ratio" in text and "KL to the reference" in text and "Completion length" in text
+
+
+def test_train_tab(browser_page):
+    """The shipped recipe prefilled, the job controls shown."""
+    page, _ = browser_page
+    page.get_by_role("tab", name="Train", exact=True).click()
+    wait_text(page, "body", "The shipped checkpoints' recipe", 30000)
+    assert page.get_by_role("button", name="Start").is_visible()
+    assert page.get_by_label("steps", exact=True).input_value() == "300"

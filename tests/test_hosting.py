@@ -91,6 +91,13 @@ def test_compare_request_is_checked_before_any_work(tree):
         host.compare_request([], 1, 16)
 
 
+def test_the_readme_quotes_the_hosted_limits():
+    """The hosted limits are defined once (studio/hosting.py); the README's sentence is generated from them."""
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").split())
+    assert Host(root=Path("/r"), runs_dir=Path("/r/runs")).limits_text() in readme
+    assert Host(root=Path("/r"), runs_dir=Path("/r/runs"), hosted=True).queue["max_size"] == 64
+
+
 def test_prompt_checks():
     host = Host(root=Path("/r"), runs_dir=Path("/r/runs"), hosted=True)
     host.check_prompt("fine", 512)

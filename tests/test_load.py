@@ -6,8 +6,7 @@ import time
 import psutil
 import pytest
 
-from conftest import ROOT
-from test_app import LIVE, app_url  # noqa: F401  (module-scoped app fixture)
+from conftest import LIVE, ROOT
 
 gradio_client = pytest.importorskip("gradio_client")
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import LIVE, start_app
 from hrpo.config import TrainConfig
 from hrpo.rundir import read_rows
 from studio.jobs import JobManager
-from test_app import LIVE, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
 

@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from test_app import components, start_app
+from conftest import ROOT, components, start_app
 
 gradio_client = pytest.importorskip("gradio_client")
 STUBS = ROOT / "tests" / "stubs"
