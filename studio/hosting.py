@@ -227,23 +227,32 @@ class ModelPool:
         self.resolve, self.device = resolve, device
         self.models, self.status, self.locks, self.guard = {}, {}, {}, threading.Lock()
 
+    @staticmethod
+    def key(target: str) -> str:
+        """One key per model: an existing path by its resolved absolute form (checkpoints/x, checkpoints/x/,
+        ./checkpoints/x and /abs/checkpoints/x are one model), any other spec as given."""
+        path = Path(target).expanduser()
+        return str(path.resolve()) if path.exists() else target
+
     def get(self, spec: str):
-        model = self.models.get(spec)
+        model = self.models.get(spec)                # the spec as last loaded: no resolve on the hot path
         if model is not None:
             return model
         target = self.resolve(spec)                  # refused specs fail here, before any lock or load
+        key = self.key(target)
         with self.guard:
-            lock = self.locks.setdefault(spec, threading.Lock())
+            lock = self.locks.setdefault(key, threading.Lock())
         with lock:
-            if spec not in self.models:
+            if key not in self.models:
                 from hrpo.models import load_model
                 self.status[spec] = "loading"
                 try:
-                    self.models[spec] = load_model(target, device=self.device)
-                    self.status[spec] = "ready"
+                    self.models[key] = load_model(target, device=self.device)
                 except Exception as err:
                     self.status[spec] = f"failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
                     raise
+            self.models[spec] = self.models[key]
+            self.status[spec] = "ready"
             return self.models[spec]
 
     def preload(self, spec: str, then=None) -> threading.Thread:

@@ -150,6 +150,19 @@ def test_one_slow_load_does_not_block_a_loaded_model(monkeypatch):
     assert loads == ["B", "A"] and pool.line("A") == "**A**: ready"
 
 
+def test_one_model_per_path_however_it_is_spelled(tmp_path, monkeypatch):
+    """checkpoints/x, checkpoints/x/, ./checkpoints/x and the absolute path are one model, loaded once."""
+    import hrpo.models
+    loads = []
+    monkeypatch.setattr(hrpo.models, "load_model", lambda spec, device=None: loads.append(spec) or object())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "checkpoints" / "x").mkdir(parents=True)
+    pool = ModelPool()
+    models = {id(pool.get(s)) for s in ["checkpoints/x", "checkpoints/x/", "./checkpoints/x",
+                                        str(tmp_path / "checkpoints" / "x")]}
+    assert len(models) == 1 and len(loads) == 1 and pool.line("./checkpoints/x") == "**./checkpoints/x**: ready"
+
+
 def test_a_failed_load_is_one_line_in_the_status(monkeypatch):
     import hrpo.models
     monkeypatch.setattr(hrpo.models, "load_model", lambda spec, device=None: (_ for _ in ()).throw(
