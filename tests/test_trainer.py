@@ -100,6 +100,7 @@ def test_tensorboard_logging_when_installed_and_asked_for(tmp_path):
 
 
 def test_checkpoint_round_trip_through_load_model(tmp_path):
+    run, tmp_path = tmp_path, tmp_path / "run"                # the run in a folder of its own, exports beside it
     trainer = Trainer(TrainConfig(**TINY, steps=2, out=str(tmp_path), save_every=1, keep_checkpoints=1))
     last = trainer.train()
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["step-000002"]     # pruned to 1
@@ -113,11 +114,11 @@ def test_checkpoint_round_trip_through_load_model(tmp_path):
     cfg_r = RolloutConfig(max_new_tokens=8, greedy=True)
     ours = rollout(trainer.hm, ["What is 2 + 3?"], cfg_r)[0].token_ids
     assert rollout(hm, ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
-    res = run_cli("hrpo", "export", str(tmp_path), str(tmp_path / "shipped"))      # a run dir: its latest
+    res = run_cli("hrpo", "export", str(tmp_path), str(run / "shipped"))            # a run dir: its latest
     assert res.returncode == 0, res.stderr
-    shipped = sorted(p.name for p in (tmp_path / "shipped").iterdir())
+    shipped = sorted(p.name for p in (run / "shipped").iterdir())
     assert shipped == ["adapter", "config.json", "gate.safetensors", "metrics.jsonl"]
-    assert rollout(load_model(str(tmp_path / "shipped")), ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
+    assert rollout(load_model(str(run / "shipped")), ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
 
 
 def test_resume_ends_with_the_same_parameters(tmp_path):
