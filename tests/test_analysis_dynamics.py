@@ -82,6 +82,7 @@ def test_a_config_that_is_not_an_object_is_an_unknown_mode(tmp_path, config):
     assert "runs/r" in names(fig) and "runs/r p10-p90" in names(fig)
 
 
+@pytest.mark.slow
 def test_a_big_metrics_file_is_read_incrementally_and_drawn_downsampled(tmp_path, monkeypatch):
     """200k lines: at most MAX_POINTS per curve, the band's extent kept, and
     a second read parses only the appended lines (counted, not timed); a replaced file is read again."""

@@ -33,6 +33,7 @@ def test_csv_is_one_row_per_step():
     assert len(df) == 9 + 1 and {"trace", "index", "token", "gate_a", "hidden_ratio", "thinking"} <= set(df.columns)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keep", [{}, {"keep_latents": True}, {"keep_states": True}])
 def test_json_round_trip_real_traces(tiny, keep):
     traces = rollout(tiny, ["What is 2 + 3?", "Hi"], RolloutConfig(max_new_tokens=5, seed=2), **keep)

@@ -19,6 +19,7 @@ def test_pca_is_deterministic_and_centered():
     assert np.allclose(pca_2d(np.ones((1, 3))), 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, k, expect", [("pca", 1, "pca"), ("auto", 1, "pca"), ("auto", 3, "umap")])
 def test_map_frame(tiny, trace, method, k, expect):
     # auto with a high min_umap takes PCA; k=3 gives 6 latents + >= 9 tokens, enough for UMAP

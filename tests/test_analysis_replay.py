@@ -62,6 +62,7 @@ def test_sweep_and_figure(tiny):
     assert len(divergence_figure(sweep).data) == 3
 
 
+@pytest.mark.slow
 def test_mixing_off_from_zero_equals_plain_decoding(embedded):
     cfg = RolloutConfig(max_new_tokens=8, greedy=True)
     q = "Tom has 3 apples and buys 5 more. How many apples does he have?"

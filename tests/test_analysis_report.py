@@ -25,6 +25,7 @@ FIGURES = ["Completion length", "Accuracy", "Paired length differences", "Gate c
            "Latent map: tiny-random#2"]
 
 
+@pytest.mark.slow
 def test_compare_cli_on_tiny_random(tmp_path):
     out = tmp_path / "report"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -77,6 +78,7 @@ def test_render_html_is_pure():
     assert page.count("<h2>") == 3
 
 
+@pytest.mark.slow
 def test_latent_ablation_columns(tmp_path):
     """--ablation: each hybrid model decoded again with a = 1 from step 0; summary gains the three columns."""
     out = tmp_path / "abl"

@@ -9,6 +9,8 @@ import pytest
 from bench import app_process as process
 from conftest import LIVE, components, start_app
 
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
+
 gradio_client = pytest.importorskip("gradio_client")
 
 

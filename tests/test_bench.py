@@ -13,6 +13,7 @@ from hrpo.config import RolloutConfig
 from hrpo.rollout import Decoder
 
 
+@pytest.mark.slow
 def test_bench_rollout_cli_reports_every_contender_with_ratios():
     res = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--batch", "2", "--prompt-len", "8",
                   "--new", "6", "--dtype", "float32", "--json")
@@ -26,6 +27,7 @@ def test_bench_rollout_cli_reports_every_contender_with_ratios():
     assert out["batch"] == 2 and out["new"] == 6
 
 
+@pytest.mark.slow
 def test_bench_rollout_runs_every_contender_in_each_dtype():
     res = run_cli("hrpo", "bench", "rollout", "--model", "tiny-random", "--batch", "2", "--prompt-len", "8",
                   "--new", "4", "--dtypes", "float32,bfloat16", "--json")
@@ -81,6 +83,7 @@ def test_baseline_loops_stop_rows_at_eos_like_the_decoder(mixing, loop):
     assert loop(stop, prompts, cfg) == ours
 
 
+@pytest.mark.slow
 def test_bench_train_compares_modes_folded_and_unfolded_in_each_dtype():
     res = run_cli("hrpo", "bench", "train", "--model", "tiny-random", "--steps", "1", "--group-size", "2",
                   "--prompts", "1", "--new", "4", "--dtypes", "float32,bfloat16", "--lora-rank", "2", "--unfolded",

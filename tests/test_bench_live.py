@@ -2,7 +2,11 @@
 and the printed ratios are the API's median tokens/s over the decoder's and the median of per-pair ratios."""
 import statistics
 
+import pytest
+
 from bench import bench_live
+
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
 
 
 def test_bench_live_measures_both_paths(tmp_path):

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, start_app
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.app, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HRPO = "checkpoints/smollm2-arith-hrpo"
 

@@ -1,9 +1,12 @@
 """`python -m hrpo generate` as a user runs it: real subprocesses, real models."""
 import json
 
+import pytest
+
 from conftest import run_cli
 
 
+@pytest.mark.slow
 def test_generate_json_schema():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "What is 2+2?",
                   "--max-new-tokens", "8", "--seed", "1", "--json")
@@ -27,6 +30,7 @@ def test_generate_json_schema():
             assert s["nearest"] == []
 
 
+@pytest.mark.slow
 def test_generate_json_without_hybrid_and_raw():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "2+2=", "--raw", "--no-hybrid",
                   "--greedy", "--max-new-tokens", "4", "--dtype", "bfloat16", "--json")
@@ -35,6 +39,7 @@ def test_generate_json_without_hybrid_and_raw():
     assert all(not s["thinking"] and s["gate_a"] == 1.0 and s["nearest"] == [] for s in out["steps"])
 
 
+@pytest.mark.slow
 def test_generate_text_on_the_embedded_model():
     res = run_cli("hrpo", "generate", "--prompt", "What is 3 + 4?", "--greedy", "--max-new-tokens", "24")
     assert res.returncode == 0, res.stderr
@@ -42,6 +47,7 @@ def test_generate_text_on_the_embedded_model():
     assert len(res.stdout.split("-- answer:")[0].strip()) > 10
 
 
+@pytest.mark.slow
 def test_generate_errors_are_one_line():
     for args, msg in [(["--prompt", "  "], "prompt is empty"),
                       (["--prompt", "x", "--model", "nope"], "unknown model spec"),

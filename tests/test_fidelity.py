@@ -200,6 +200,7 @@ def test_folded_bf16_rollouts_and_loss_pass_agree(tmp_path):
     assert (logp - mb["batch"].logprobs)[mb["batch"].valid].abs().max() > 1e-3
 
 
+@pytest.mark.slow
 def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values():
     """bf16, the real model with LoRA: folded, no adapter runs its own path with grad off (a training rollout)
     or on (the loss pass), so both run without autocast, with the same logits bit for bit; unfolded adapters
@@ -229,6 +230,7 @@ def test_low_precision_skips_autocast_where_no_adapter_runs_with_the_same_values
     assert all(m.cast_input_dtype_enabled for m in layers)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_grouped_attention_equals_eager_attention(dtype):
     """The real embedded model (9 query heads on 3 KV heads), left padding: grouped_eager_attention gives
@@ -271,6 +273,7 @@ def test_distinct_rows_groups_repeated_prompts_by_ids_and_mask():
     assert distinct_rows(ids[:2], mask[:2]) is None
 
 
+@pytest.mark.slow
 def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gradients():
     """The real embedded model with LoRA adapters and a gate, a GRPO-like batch (2 prompts of different
     length x 3 copies, sampled, completions of 2 to 16 tokens): teacher forcing that computes each prompt once
@@ -307,6 +310,7 @@ def test_shared_prompt_pass_and_length_chunks_give_the_one_pass_log_probs_and_gr
         for g, want in zip(out[key][1], whole[1]):                          # fp32 summation-order noise only
             assert (g - want).norm() <= 1e-4 * want.norm(), key
 
+@pytest.mark.slow
 def test_teacher_forcing_takes_log_probs_from_the_plain_head_with_the_dense_values(monkeypatch):
     """The real model with LoRA in bf16: teacher forcing goes through head_logprobs (hidden states, a backward
     through k + 1 head rows), with the log-probs of the model's own dense logits bit for bit and their gradients
@@ -345,6 +349,7 @@ def test_teacher_forcing_takes_log_probs_from_the_plain_head_with_the_dense_valu
     assert teacher_forcing.head_weight(hm.model) is head
 
 
+@pytest.mark.slow
 def test_lean_decode_step_decodes_what_the_model_does(embedded, monkeypatch):
     """bf16 on CPU the decoder's one-token steps run LeanDecodeStep: the same tokens, log-probs and gate values,
     bit for bit, as the model's own forward, with ragged (left-padded) prompts and a row leaving early; on a

@@ -8,6 +8,8 @@ from hrpo.config import TrainConfig
 from hrpo.rundir import latest_checkpoint, read_rows
 from studio.jobs import JobManager
 
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
+
 
 def wait_for(cond, timeout=240):
     end = time.time() + timeout

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import LIVE, ROOT
 
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
+
 gradio_client = pytest.importorskip("gradio_client")
 
 

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -28,6 +30,7 @@ def test_trims_once_per_quiet_spell_never_while_busy():
     assert trims == [3, 7]
 
 
+@pytest.mark.slow
 def test_memory_bound_runs_in_a_real_process():
     from studio import memory
     code = ("from studio import memory; import threading; ok = memory.bound_memory(arenas=2, check_every_s=0.1); "

@@ -26,6 +26,7 @@ def test_checkpoints_before_the_field_read_as_their_task_was_asked():
     assert recorded_format({"task": "arith", "prompt_format": "plain"}) == "plain"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["hint", "plain"])
 def test_a_checkpoint_records_its_format_and_decoding_uses_it(tmp_path, fmt):
     cfg = TrainConfig(model="tiny-random", task="forms", steps=1, group_size=2, batch_prompts=1, max_new_tokens=4,

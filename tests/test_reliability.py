@@ -36,6 +36,7 @@ def final_params(run) -> dict:
     return {**load_file(last / "adapter" / "adapter_model.safetensors"), **load_file(last / "gate.safetensors")}
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_loses_nothing_and_matches(tmp_path):
     straight = run_cli(*train_args(tmp_path / "a", 6, 2))
     assert straight.returncode == 0, straight.stderr[-2000:]
@@ -60,6 +61,7 @@ def test_sigkill_then_resume_loses_nothing_and_matches(tmp_path):
         torch.testing.assert_close(a[n], b[n], atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_unwritable_output_dir_is_reported_before_training(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -152,6 +154,7 @@ def test_trainer_state_loads_with_weights_only(tiny_checkpoint, monkeypatch):
     assert seen.get("weights_only") is True
 
 
+@pytest.mark.slow
 def test_prompt_longer_than_the_context_is_one_line():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "word " * 3000)
     assert res.returncode == 2 and "exceeds the model's context" in res.stderr and "Traceback" not in res.stderr

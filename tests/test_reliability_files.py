@@ -267,6 +267,7 @@ demo.launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_threa
 """
 
 
+@pytest.mark.slow
 def test_trace_exports_are_removed_when_the_app_gets_sigterm(tmp_path):
     import socket
     with socket.socket() as s:

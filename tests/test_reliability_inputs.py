@@ -37,6 +37,7 @@ def one_line_error(capsys, argv, match):
     return err
 
 
+@pytest.mark.slow
 def test_non_utf8_prompt_is_one_line():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", os.fsdecode(b"caf\xe9"))
     assert res.returncode == 2 and "not valid UTF-8" in res.stderr and "Traceback" not in res.stderr
@@ -62,6 +63,7 @@ def test_malformed_checkpoint_config_is_one_line(tiny_ck, tmp_path, capsys, chan
     one_line_error(capsys, ["generate", "--model", str(ck), "--prompt", "hi"], match)
 
 
+@pytest.mark.slow
 def test_checkpoint_naming_itself_as_base_model(tiny_ck, tmp_path, capsys):
     a = Path(shutil.copytree(tiny_ck, tmp_path / "a"))
     b = Path(shutil.copytree(tiny_ck, tmp_path / "b"))
@@ -144,6 +146,7 @@ def test_jsonl_task_reports_skipped_lines(tmp_path, capsys):
     assert "skipped 2 malformed line(s); first: line 2" in err
 
 
+@pytest.mark.slow
 def test_the_suite_keeps_its_state_out_of_the_checkout_and_the_user_cache():
     home_cache = Path.home() / ".cache" / "hrpo"
     for var in ("HRPO_RUNS", "HRPO_CACHE"):

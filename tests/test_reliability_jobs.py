@@ -17,6 +17,8 @@ from hrpo.config import TrainConfig
 from hrpo.rundir import read_rows
 from studio.jobs import JobManager
 
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
+
 gradio_client = pytest.importorskip("gradio_client")
 
 

@@ -40,6 +40,7 @@ def copy_run(src, dst):
     return dst
 
 
+@pytest.mark.slow
 def test_metrics_have_each_step_once_after_kill_and_resume(tmp_path):
     out = tmp_path / "r"
     t = Trainer(TrainConfig(**TINY, steps=4, save_every=2, out=str(out)))
@@ -61,6 +62,7 @@ def trainer_cmd(out, *extra):
     return [*args, *extra]
 
 
+@pytest.mark.slow
 def test_second_trainer_on_one_run_dir_is_refused(tmp_path):
     out = tmp_path / "r"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}

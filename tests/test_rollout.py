@@ -15,6 +15,7 @@ PROMPTS = ["What is 12 + 7?",
            "Сколько будет 9 минус 4?"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_plain_greedy_equals_transformers_generate(embedded, prompt):
     ids = embedded.encode(prompt)
@@ -25,6 +26,7 @@ def test_plain_greedy_equals_transformers_generate(embedded, prompt):
     assert all(s.gate_a == 1.0 and s.hidden_ratio == 0.0 and not s.thinking for s in trace.steps)
 
 
+@pytest.mark.slow
 def test_kv_cache_decoding_equals_teacher_forcing(embedded):
     cfg = RolloutConfig(max_new_tokens=40, temperature=0.5, top_k=50, seed=3)
     traces = rollout(embedded, PROMPTS[:3], cfg, keep_latents=True)
@@ -41,6 +43,7 @@ def test_kv_cache_decoding_equals_teacher_forcing(embedded):
     assert (plain - batch.logprobs)[batch.valid].abs().max().item() > 10 * max(drift, 1e-5)
 
 
+@pytest.mark.slow
 def test_batched_rows_equal_rows_decoded_alone(embedded):
     cfg = RolloutConfig(max_new_tokens=24, greedy=True)
     together = rollout(embedded, PROMPTS, cfg)
@@ -51,6 +54,7 @@ def test_batched_rows_equal_rows_decoded_alone(embedded):
         assert max(abs(x.gate_a - y.gate_a) for x, y in zip(alone.steps, t.steps)) < 1e-5
 
 
+@pytest.mark.slow
 def test_repeated_prompts_decode_like_distinct_ones(embedded):
     """The prefill computes a repeated prompt once and shares its cache: each copy still decodes as alone."""
     cfg = RolloutConfig(max_new_tokens=24, greedy=True)
@@ -63,6 +67,7 @@ def test_repeated_prompts_decode_like_distinct_ones(embedded):
         assert [s.logprob for s in t.steps] == pytest.approx([s.logprob for s in alone.steps], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_finished_rows_leave_the_batch_without_changing_the_others(embedded, monkeypatch):
     """Sampled, hybrid: once a row writes EOS later steps compute only the rows still running, and those
     sample the same tokens (the same draws) as when nothing finishes early."""
@@ -119,6 +124,7 @@ def test_topk_latent_gathers_rows_like_the_dense_product():
     torch.testing.assert_close(latent_embedding(dense_p, None, E), want)
 
 
+@pytest.mark.slow
 def test_forcing_a_to_one_reproduces_plain_decoding(embedded):
     cfg = RolloutConfig(max_new_tokens=20, greedy=True)
     forced = rollout(embedded, PROMPTS[:2], cfg, force_a=lambda t: 1.0)

@@ -126,6 +126,7 @@ def test_no_capture_on_cpu(tiny, monkeypatch):
         StaticDecoder(tiny, [], RolloutConfig())
 
 
+@pytest.mark.slow
 def test_embedded_greedy_equals_eager(embedded):
     cfg = RolloutConfig(max_new_tokens=16, greedy=True)
     prompts = ["What is 12 + 7?", "Janet has 3 apples and buys 5 more. How many apples does she have?"]
@@ -167,6 +168,7 @@ def test_training_rollouts_equal_eager_on_ragged_prompts(tiny, greedy, hybrid):
     assert StaticDecoder(hm, prompts, cfg).run()[0].latents is None                  # only when asked for
 
 
+@pytest.mark.slow
 def test_embedded_sampled_training_rollouts_equal_eager(embedded):
     cfg = RolloutConfig(max_new_tokens=16, temperature=0.5, top_k=50, seed=7)
     prompts = ragged(embedded, 3)

@@ -121,6 +121,7 @@ def test_eos_mid_stream_equals_eager(tiny):
     assert static.traces[0].finish == "eos" and len(static.traces[0].steps) <= 6
 
 
+@pytest.mark.slow
 def test_embedded_live_request_equals_eager(embedded):
     """What the Live tab asks for: one row, sampled, hybrid, every state kept."""
     cfg = RolloutConfig(max_new_tokens=24, temperature=0.7, top_k=50, seed=3)
@@ -128,6 +129,7 @@ def test_embedded_live_request_equals_eager(embedded):
     assert any(s.thinking for s in static.traces[0].steps)
 
 
+@pytest.mark.slow
 def test_embedded_rows_forced_greedy_equal_eager(embedded):
     cfg = RolloutConfig(max_new_tokens=16, greedy=True)
     both(embedded, QUESTIONS, cfg, keep_states=True, force_a=lambda t: 0.5 if t >= 3 else None)
@@ -286,6 +288,7 @@ def decoded(request, dtype: str, hybrid: bool):
     return _DECODED[dtype, hybrid]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype,bound", [("float32", 1e-4), ("bfloat16", 1e-5)])
 @pytest.mark.parametrize("hybrid", [True, False])
 def test_static_logprobs_equal_teacher_forcing(request, dtype, bound, hybrid):

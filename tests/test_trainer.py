@@ -25,6 +25,7 @@ def trainable(trainer) -> dict:
     return {n: p.detach().clone() for n, p in trainer.policy.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.slow
 def test_hrpo_step_on_the_embedded_model(tmp_path):
     seen = []
     cfg = TrainConfig(model="default", task="arith", steps=1, group_size=2, batch_prompts=1, max_new_tokens=24,
@@ -60,6 +61,8 @@ def test_bf16_training_stays_on_policy(tmp_path):
         assert m["grad_norm"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 def test_emulated_bf16_training_is_refused_unless_asked_twice(tmp_path, monkeypatch, capsys):
     """Without native bf16 kernels (rehearsed with HRPO_CPU_BF16=emulated): `--dtype bfloat16` prints one line of
     what it costs, training refuses it unless also given --emulated-bf16, and then stays close to on-policy: the
@@ -99,6 +102,7 @@ def test_tensorboard_logging_when_installed_and_asked_for(tmp_path):
     assert any((tmp_path / "tensorboard").glob("events.*")) == installed
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_through_load_model(tmp_path):
     run, tmp_path = tmp_path, tmp_path / "run"                # the run in a folder of its own, exports beside it
     trainer = Trainer(TrainConfig(**TINY, steps=2, out=str(tmp_path), save_every=1, keep_checkpoints=1))
@@ -121,6 +125,7 @@ def test_checkpoint_round_trip_through_load_model(tmp_path):
     assert rollout(load_model(str(run / "shipped")), ["What is 2 + 3?"], cfg_r)[0].token_ids == ours
 
 
+@pytest.mark.slow
 def test_resume_ends_with_the_same_parameters(tmp_path):
     straight = Trainer(TrainConfig(**TINY, steps=4, out=str(tmp_path / "a"), save_every=4))
     straight.train()
@@ -137,6 +142,7 @@ def test_resume_ends_with_the_same_parameters(tmp_path):
     assert any(not torch.equal(a[n], trainable(first)[n]) for n in a)      # steps 3-4 did change things
 
 
+@pytest.mark.slow
 def test_two_processes_keep_parameters_identical(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     with socket.socket() as sock:
@@ -155,6 +161,7 @@ def test_two_processes_keep_parameters_identical(tmp_path):
     assert any(r0[n].abs().sum() > 0 for n in r0 if "lora_B" in n)                 # updates happened
 
 
+@pytest.mark.slow
 def test_torchrun_cli_joins_one_process_group_on_cpu(tmp_path):
     """`torchrun -m hrpo train` with no --device on a CPU machine: one run of 2 processes (rank 0 alone
     writes and locks the run directory), not two ranks each training alone."""
@@ -199,6 +206,7 @@ def test_invalid_hyperparameters(kw, msg):
         TrainConfig(**kw)
 
 
+@pytest.mark.slow
 def test_train_and_eval_cli(tmp_path):
     conf = tmp_path / "conf.json"
     conf.write_text(json.dumps({"model": "tiny-random", "group_size": 2, "batch_prompts": 1, "lora_rank": 2,

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import ROOT, components, start_app
 
+pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
+
 gradio_client = pytest.importorskip("gradio_client")
 STUBS = ROOT / "tests" / "stubs"
 HRPO = "checkpoints/smollm2-arith-hrpo"
