@@ -253,7 +253,11 @@ def export_checkpoint(src, dst, force: bool = False) -> Path:
     checkpoint at `dst` is replaced only with `force`, anything else there is refused (check_export_destination).
     Test: pytest tests/test_reliability_files.py -k export"""
     src = Path(src)
-    read_config(src)
+    cfg = read_config(src)
+    needed = ["adapter/adapter_config.json"] + (["gate.safetensors"] if cfg["mode"] == "hrpo" else [])
+    missing = [name for name in needed if not (src / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{src}: {', '.join(missing)} missing: a damaged checkpoint is not exported")
     dst = check_export_destination(src, dst, force)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.tmp-", dir=dst.parent))

@@ -185,6 +185,12 @@ def cmd_bench(args) -> int:
     from .models import load_model, pick_device_dtype
     for d in dtypes:
         pick_device_dtype(dev, d)                              # a bad name fails before any work
+    sizes = {"--batch": args.batch, "--prompt-len": args.prompt_len, "--new": args.new, "--repeats": args.repeats,
+             "--steps": args.steps, "--prompts": args.prompts, "--group-size": args.group_size,
+             "--lora-rank": args.lora_rank}
+    bad = [f"{flag} must be >= 1, got {v}" for flag, v in sizes.items() if v < 1]
+    if bad:
+        raise UsageError(bad[0])
     if args.what == "train":
         rows = bench.bench_train(args.model or "default", steps=args.steps, new=args.new, device=dev,
                                  dtypes=dtypes, lora_rank=args.lora_rank, group_size=args.group_size,

@@ -171,6 +171,8 @@ def make_replay(st: Studio):
             raise ValueError(f"choose one of: {', '.join(COUNTERFACTUALS)}")
         asked = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
         k, a, scale = number(k or 0, "step k", True), number(a, "gate a"), number(scale, "latent scale")
+        if k >= len(trace.steps):
+            raise ValueError(f"step k = {k} is past the trace (its steps are 0-{len(trace.steps) - 1})")
         scaled = what == COUNTERFACTUALS[1]
         cfg = run.cfg                               # the trace's own settings: only the counterfactual changes
         new, d = replay.replay(st.pool.get(run.model), trace, cfg, k, **({"scale": scale} if scaled else {"a": a}))

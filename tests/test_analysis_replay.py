@@ -103,3 +103,4 @@ def test_latent_only_gate_and_divergence_html(tiny):
         assert f"diverges at step {d['first_diff']}" in page and "diff-green" in page
     with pytest.raises(ValueError, match="scale"):
         replay(tiny, orig, cfg, k=0, scale=-1.0)
+

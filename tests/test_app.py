@@ -45,6 +45,8 @@ def test_streamed_generation_export_and_replay(app_url):
                                       api_name="/replay")        # x1 with other sliders: the trace's settings
     assert "no divergence; answer unchanged" in summary, summary
     assert "the sampling controls now differ in max_new_tokens, seed and apply to the next run" in summary
+    with pytest.raises(Exception, match=r"step k = 1000000000000 is past the trace \(its steps are 0-11\)"):
+        client.predict("tiny-random", 10**12, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True, api_name="/replay")
     summary, _, _, _ = client.predict("default", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
                                       api_name="/replay")        # another model picked: the trace's model replays
     assert "replayed with `tiny-random`, the model that decoded this trace" in summary and "no divergence" in summary

@@ -171,3 +171,8 @@ def test_failed_eval_keeps_the_existing_out_file(tmp_path, capsys):
     assert out.read_text() == "precious\n" and list(tmp_path.iterdir()) == [out]
     one_line_error(capsys, [*base, "--out", str(tmp_path / "missing" / "rows.jsonl")], "existing directory")
     one_line_error(capsys, [*base, "--out", str(tmp_path)], "not a file path")
+
+
+def test_bench_sizes_below_one_are_one_line(capsys):
+    for flag in ("--batch", "--new", "--repeats"):
+        one_line_error(capsys, ["bench", "rollout", "--model", "tiny-random", flag, "0"], f"{flag} must be >= 1, got 0")

@@ -152,3 +152,13 @@ def test_export_into_another_run_is_refused_force_or_not(finished_run, tmp_path,
         err = capsys.readouterr().err
         assert "inside the run directory" in err and len(err.strip().splitlines()) == 1
     assert ckpt.load_trainer_state(target)["step"] == 2 and not (y / "checkpoints" / "new").exists()
+
+
+def test_export_of_a_damaged_checkpoint_is_refused(finished_run, tmp_path, capsys):
+    """A checkpoint without its gate (HRPO) or adapter would export with exit 0 and a copy that cannot load."""
+    run = copy_run(finished_run, tmp_path / "r")
+    last = run / "checkpoints" / "step-000004"
+    (last / "gate.safetensors").unlink()
+    assert cli.main(["export", str(last), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "gate.safetensors missing: a damaged checkpoint is not exported" in err and not (tmp_path / "out").exists()
