@@ -89,9 +89,9 @@ class AnswerState:
 
 def advance(table: torch.Tensor, x: torch.Tensor, st: AnswerState, alive: torch.Tensor) -> AnswerState:
     """The state after tokens x (B,) (see the module doc); rows not alive keep theirs."""
-    c4, all_hash, length, lead, trail, lead_line, lead_text, c4_line, c4_text, line, text, newline = \
-        table[x].bool().unbind(-1)                                                # (B,) each
-    length, lead, trail = table[x, 2], table[x, 3], table[x, 4]
+    rows = table[x]                                                               # (B, len(TABLE)), one gather
+    length, lead, trail = rows[:, 2], rows[:, 3], rows[:, 4]
+    c4, all_hash, _, _, _, lead_line, lead_text, c4_line, c4_text, line, text, newline = rows.bool().unbind(-1)
     run, via_lead = st.s + length, st.s + lead >= 4
     hit = torch.where(all_hash, run >= 4, c4 | via_lead)
     s = torch.where(st.seen, st.s, torch.where(all_hash, run.clamp(max=3), trail.clamp(max=3)))
