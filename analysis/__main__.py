@@ -72,6 +72,7 @@ def write_pngs(figures: dict, out: Path) -> str:
 def cmd_compare(args) -> int:
     from hrpo.config import RolloutConfig
 
+    from .export import csv_text
     from .report import render_html, report_figures, run_compare
     specs = [s.strip() for s in args.models.split(",") if s.strip()]
     if not specs:
@@ -87,6 +88,13 @@ def cmd_compare(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a directory")
+    from hrpo.models import check_spec
+    from hrpo.rundir import check_output_dir
+    from hrpo.tasks import load_task
+    for spec in specs:                               # everything checked before the first model decodes
+        check_spec(spec)
+    load_task(args.task, args.split, limit=args.limit)
+    check_output_dir(out)
     tables, meta = run_compare(specs, args.task, args.limit, cfg, split=args.split, batch_size=args.batch_size,
                                k=args.k, map_method=args.map, device=args.device, dtype=args.dtype,
                                ablation=args.ablation,
@@ -96,7 +104,7 @@ def cmd_compare(args) -> int:
     figures = report_figures(tables)
     out.mkdir(parents=True, exist_ok=True)
     for key, name in CSV_TABLES.items():
-        tables[key].to_csv(out / name, index=False)
+        (out / name).write_text(csv_text(tables[key]), encoding="utf-8")
     page = render_html(f"HRPO studio: {', '.join(specs)} on {args.task}", figures,
                        {"Summary": tables["summary"], "Gate selectivity": tables["selectivity"]}, meta)
     (out / "report.html").write_text(page, encoding="utf-8")

@@ -19,6 +19,7 @@ CLI: python -m scripts.plot_dynamics.  Test: pytest tests/test_analysis_dynamics
 """
 import json
 import math
+import stat
 import threading
 from array import array
 from pathlib import Path
@@ -91,6 +92,8 @@ def read_metrics(path) -> Metrics:
         st = path.stat()
     except OSError:
         return Metrics()
+    if not stat.S_ISREG(st.st_mode):                     # a FIFO or device would block the read
+        return Metrics()
     key, ident = str(path.resolve()), (st.st_dev, st.st_ino)
     with _CACHE_LOCK:
         entry = _CACHE.get(key)
@@ -118,8 +121,11 @@ def read_metrics(path) -> Metrics:
 def run_mode(run_dir) -> str:
     """The training mode recorded beside a run or checkpoint ("" when unknown, unreadable or not an object)."""
     for name in ("train_config.json", "config.json", "job_config.json"):
+        path = Path(run_dir) / name
+        if not path.is_file():                           # missing, or a FIFO / device that would block a read
+            continue
         try:
-            cfg = json.loads((Path(run_dir) / name).read_text(encoding="utf-8"))
+            cfg = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
         if not isinstance(cfg, dict):

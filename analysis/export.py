@@ -76,9 +76,15 @@ def traces_frame(traces) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TRACE_FIELDS + STEP_FIELDS)
 
 
+def csv_text(frame: pd.DataFrame) -> str:
+    """A frame as CSV with CRLF line ends (RFC 4180), so that every field holding a CR or LF is quoted: with
+    pandas' default LF ends a token that is a lone CR is written bare and splits its row when read back."""
+    return frame.to_csv(index=False, lineterminator="\r\n")
+
+
 def traces_to_csv(traces) -> str:
     """Long-format CSV, one row per step (tensors left out)."""
-    return traces_frame(traces).to_csv(index=False)
+    return csv_text(traces_frame(traces))
 
 
 def traces_from_csv(s: str) -> list[Trace]:
@@ -142,31 +148,55 @@ def install_cleanup() -> bool:
     return True
 
 
-def export_dir(keep_s: float = 600.0) -> Path:
-    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit and on
-    SIGTERM, see install_cleanup); exports older than keep_s (long since copied by gradio) are deleted."""
+def trace_root() -> Path:
+    """This process's one hrpo-trace-* temp directory, made on first use (removed at exit and on SIGTERM)."""
     with TRACE_LOCK:                                  # concurrent first exports make one directory
         if not TRACE_DIR:
             TRACE_DIR.append(Path(tempfile.mkdtemp(prefix="hrpo-trace-")))
             atexit.register(remove_trace_dir)
-    for old in TRACE_DIR[0].iterdir():
+    return TRACE_DIR[0]
+
+
+def export_dir(keep_s: float = 600.0) -> Path:
+    """A fresh sub-directory of this process's one hrpo-trace-* temp directory (removed at exit and on
+    SIGTERM, see install_cleanup); exports older than keep_s (long since copied by gradio) are deleted."""
+    for old in trace_root().iterdir():
+        if old.name == "gradio-cache":
+            continue
         try:
             if time.time() - old.stat().st_mtime > keep_s:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:                               # another request removed it first
             pass
-    out = TRACE_DIR[0] / uuid.uuid4().hex[:12]
+    out = trace_root() / uuid.uuid4().hex[:12]
     out.mkdir()
     return out
+
+
+def private_gradio_cache() -> Path:
+    """Point Gradio's file cache at a directory of this process (GRADIO_TEMP_DIR, unless the user set it).
+
+    Gradio copies every file a callback returns (the trace exports) into its cache, /tmp/gradio by default,
+    and keeps the copies after the app exits: prompts and traces would outlive the app's own cleanup.  The
+    private cache is removed with the exports (at exit, on SIGTERM and on Ctrl-C).  Call it before the
+    Blocks are built: each component reads the cache location when it is made."""
+    if os.environ.get("GRADIO_TEMP_DIR"):
+        return Path(os.environ["GRADIO_TEMP_DIR"])
+    cache = trace_root() / "gradio-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["GRADIO_TEMP_DIR"] = str(cache)
+    return cache
 
 
 install_cleanup()
 
 
-def write_trace_files(trace: Trace, out: Path) -> tuple[str, str]:
-    """trace.json and trace.csv of one trace in `out`; returns their paths."""
-    (out / "trace.json").write_text(traces_to_json([trace]), encoding="utf-8")
-    (out / "trace.csv").write_text(traces_to_csv([trace]), encoding="utf-8")
+def write_trace_files(run, out: Path) -> tuple[str, str]:
+    """trace.json (the trace file of a hrpo.trace_file.TraceFile, which Live can open again) and trace.csv (one
+    row per step) in `out`; returns their paths."""
+    from hrpo import trace_file
+    (out / "trace.json").write_text(trace_file.dump(run), encoding="utf-8")
+    (out / "trace.csv").write_text(traces_to_csv([run.trace]), encoding="utf-8")
     return str(out / "trace.json"), str(out / "trace.csv")
 
 

@@ -18,6 +18,8 @@ import html
 import plotly.express as px
 import plotly.graph_objects as go
 
+from hrpo.trace_file import readable_pieces
+
 from .maps import map_figure  # noqa: F401  (one import point for every figure)
 
 TEMPLATE = "plotly_white"
@@ -55,30 +57,13 @@ def live_step_figure(steps, title: str = "Per step: gate, entropy, effective voc
     return go.Figure(data=data, layout=layout)
 
 
-def readable_pieces(steps, decode=None) -> list[str]:
-    """Each step's token text for display.  Byte-level tokenizers split a CJK or other multi-byte character
-    over several tokens, each of which decodes alone to U+FFFD; with `decode` (token ids -> text) every run of
-    such steps is decoded together and its text shown on the run's first step (the others show nothing)."""
-    pieces = [s.token for s in steps]
-    if decode is None:
-        return pieces
-    i = 0
-    while i < len(steps):
-        j = i
-        while j < len(steps) and "\ufffd" in steps[j].token and steps[j].thinking == steps[i].thinking:
-            j += 1
-        if j - i > 1:
-            pieces[i:j] = [decode([s.token_id for s in steps[i:j]])] + [""] * (j - i - 1)
-        i = max(j, i + 1)
-    return pieces
-
-
-def tokens_html(steps, decode=None) -> str:
+def tokens_html(steps, decode=None, shown: list[str] | None = None) -> str:
     """Tokens as spans shaded by hidden ratio (orange = more latent); the answer part is underlined.
-    decode (token ids -> text): join multi-byte characters split over tokens (readable_pieces)."""
+    decode (token ids -> text): join multi-byte characters split over tokens (hrpo.trace_file.readable_pieces);
+    shown: those texts already made (a trace file's)."""
     top = max((s.hidden_ratio for s in steps), default=0.0) or 1.0
     spans = []
-    for s, piece in zip(steps, readable_pieces(steps, decode)):
+    for s, piece in zip(steps, shown if shown is not None else readable_pieces(steps, decode)):
         alpha = 0.08 + 0.8 * s.hidden_ratio / top if s.thinking else 0.0
         style = f"background: rgba(255,140,0,{alpha:.3f});" + ("" if s.thinking else "text-decoration: underline;")
         tip = (f"step {s.index}: a={s.gate_a:.4f} hidden={s.hidden_ratio:.4f} H={s.entropy:.2f} "

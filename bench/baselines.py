@@ -9,7 +9,7 @@ import torch
 from hrpo.bench import prefill, until_eos
 from hrpo.config import RolloutConfig
 from hrpo.rewards import MARKER
-from hrpo.sampling import latent_embedding
+from hrpo.sampling import input_scale, latent_embedding, model_inputs
 
 
 @torch.no_grad()
@@ -44,7 +44,7 @@ def reference_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[lis
         mixed, _ = hm.gate(e, h)
         e = torch.where(torch.tensor(think, device=dev).unsqueeze(-1), mixed, e)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=mask, position_ids=nxt,
-                       cache=cache, use_cache=True)
+        out = hm.model(inputs_embeds=model_inputs(e, input_scale(hm.model)).unsqueeze(1), attention_mask=mask,
+                       position_ids=nxt, cache=cache, use_cache=True)
         cache, logits, nxt = out.cache, out.logits[:, -1].float(), nxt + 1
     return until_eos(completions, hm.eos_ids)

@@ -24,7 +24,7 @@ import torch
 from .config import RolloutConfig
 from .rewards import MARKER
 from .rollout import Decoder, left_pad
-from .sampling import latent_embedding
+from .sampling import input_scale, latent_embedding, model_inputs
 
 SHAPES = {  # real architectures with random weights, for speed runs when weights are not at hand
     "smollm2-135m": dict(model_type="llama", hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
@@ -79,8 +79,8 @@ def prefill(hm, prompts):
     ids, mask = left_pad(prompts, hm.pad_id)
     ids, mask = ids.to(hm.device), mask.to(hm.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = hm.model(inputs_embeds=hm.embeddings[ids], attention_mask=mask, position_ids=pos, use_cache=True,
-                   logits_to_keep=1)
+    out = hm.model(inputs_embeds=model_inputs(hm.embeddings[ids], input_scale(hm.model)), attention_mask=mask,
+                   position_ids=pos, use_cache=True, logits_to_keep=1)
     return out.logits[:, -1].float(), out.cache, mask, pos[:, -1:] + 1
 
 
@@ -96,7 +96,7 @@ def authors_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[list[
       mixing E[x] with h on rows still thinking, one model step with a DynamicCache and a growing mask.
     Greedy in fp32 it writes the same tokens as rollout.Decoder (tests/test_bench.py).
     """
-    E, tok = hm.embeddings, hm.tokenizer
+    E, tok, scale = hm.embeddings, hm.tokenizer, input_scale(hm.model)
     logits, cache, mask, nxt = prefill(hm, prompts)
     eos = torch.tensor(sorted(hm.eos_ids), device=hm.device)
     unfinished = torch.ones(len(prompts), dtype=torch.bool, device=hm.device)
@@ -119,8 +119,8 @@ def authors_loop(hm, prompts: list[list[int]], cfg: RolloutConfig) -> list[list[
             mixed, _ = hm.gate(e, latent_embedding(p, None, E))                 # dense (B, V) x (V, H)
             e = torch.where(torch.tensor(think, device=hm.device)[:, None], mixed, e)
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
-        out = hm.model(inputs_embeds=e[:, None], attention_mask=mask, position_ids=nxt, cache=cache,
-                       use_cache=True, logits_to_keep=1)
+        out = hm.model(inputs_embeds=model_inputs(e, scale)[:, None], attention_mask=mask, position_ids=nxt,
+                       cache=cache, use_cache=True, logits_to_keep=1)
         cache, logits, nxt = out.cache, out.logits[:, -1].float(), nxt + 1
     return until_eos(seq.tolist(), hm.eos_ids)
 

@@ -5,6 +5,7 @@
   gate.safetensors    W_r, W_i, Lambda (HRPO only; GRPO checkpoints have no gate)
   adapter/            LoRA adapter in peft format
   trainer_state.pt    step, optimizer, scheduler, RNG states (absent in exported checkpoints)
+  NOTICE, GEMMA_TERMS.html   for a Gemma base model: the terms that go with every Model Derivative
 A checkpoint directory is assembled in a temporary sibling directory and renamed into place, so a
 crash never leaves a half-written checkpoint under its final name.  Weights are read only through
 safetensors; the trainer state goes through torch.load(weights_only=True).  Exports never overwrite
@@ -28,6 +29,14 @@ from .config import unsafe_dir
 from .errors import CheckpointError, DiskFullError
 
 FORMAT = "hrpo-checkpoint"
+TERMS = Path(__file__).resolve().parent / "terms"
+
+
+def licence_files(model) -> list[Path]:
+    """The licence files a checkpoint built on `model` carries: the Gemma Terms of Use and a NOTICE for any Gemma
+    model (its terms ask that they go with every Model Derivative); none for Apache-2.0 models."""
+    model_type = str(getattr(getattr(model, "config", None), "model_type", ""))
+    return sorted((TERMS / "gemma").iterdir()) if model_type.startswith("gemma") else []
 
 
 def is_checkpoint(path) -> bool:
@@ -92,6 +101,8 @@ def save_checkpoint(path, *, model, gate, train_config: dict, step: int, trainer
                       tmp / "gate.safetensors")
         if trainer_state is not None:
             torch.save(trainer_state, tmp / "trainer_state.pt")
+        for terms in licence_files(model):
+            shutil.copyfile(terms, tmp / terms.name)
         swap_into_place(tmp, path)
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -269,7 +280,11 @@ def export_checkpoint(src, dst, force: bool = False) -> Path:
     except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
         why = write_failure(err)
-        if why is None:
-            raise
-        raise DiskFullError(f"{why} exporting {src} to {dst}; nothing was changed at {dst}") from None
+        if why is not None:
+            raise DiskFullError(f"{why} exporting {src} to {dst}; nothing was changed at {dst}") from None
+        if isinstance(err, shutil.Error):             # copytree's list of (source, destination, reason)
+            first = err.args[0][0] if err.args and err.args[0] else ("?", "?", str(err))
+            raise CheckpointError(f"cannot copy {src} ({len(err.args[0])} files failed; first {first[0]}: "
+                                  f"{str(first[2]).splitlines()[0][:200]}); nothing was changed at {dst}") from None
+        raise
     return dst

@@ -31,20 +31,6 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def trace_json(hm, trace, model_spec: str, prompt: str) -> dict:
-    """The `generate --json` object: completion, answer and every step with nearest latent tokens."""
-    thinking = [s.index for s in trace.steps if s.thinking]
-    near = hm.nearest(trace.latents[thinking], k=5) if trace.latents is not None and thinking else []
-    near_by_step = dict(zip(thinking, near))
-    steps = [{"index": s.index, "token": s.token, "token_id": s.token_id, "thinking": s.thinking,
-              "gate_a": s.gate_a, "hidden_ratio": s.hidden_ratio, "logprob": s.logprob, "entropy": s.entropy,
-              "eff_vocab": s.eff_vocab,
-              "nearest": [[tok, cos] for tok, cos in near_by_step.get(s.index, [])]} for s in trace.steps]
-    return {"model": model_spec, "prompt": prompt, "completion": trace.text, "answer": trace.answer,
-            "num_tokens": len(trace.token_ids), "hybrid": trace.hybrid, "token_ids": trace.token_ids,
-            "dtype": str(hm.dtype).replace("torch.", ""), "device": str(hm.device), "steps": steps}
-
-
 def shade(trace, tty: bool) -> str:
     """The completion with each token's background shaded by its hidden ratio (ANSI 256 colours)."""
     if not tty:
@@ -65,16 +51,24 @@ def sampling_config(args) -> RolloutConfig:
 
 
 def cmd_generate(args) -> int:
+    from . import trace_file
     from .models import load_model
     from .static_decoder import make_decoder
     check_prompt(args.prompt)
     cfg = sampling_config(args)
+    keep = bool(args.json or args.save)
+    if args.save and (os.path.isdir(args.save) or not os.path.isdir(os.path.dirname(os.path.abspath(args.save)))):
+        raise ValueError(f"--save {args.save!r}: name a file in an existing directory")
     hm = load_model(args.model, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)
-    dec = make_decoder(hm, [args.prompt], cfg, raw=args.raw, keep_latents=args.json)
+    dec = make_decoder(hm, [args.prompt], cfg, raw=args.raw, keep_states=keep)
     trace, cfg = dec.run()[0], dec.cfg           # dec.cfg: plain decoding for a GRPO checkpoint
-    if args.json:
-        print(json.dumps(trace_json(hm, trace, args.model or "default", args.prompt), ensure_ascii=False))
-        return 0
+    if keep:
+        text = trace_file.dump(trace_file.of_decode(hm, args.model or "default", dec, args.prompt))
+        if args.save:
+            write_atomically(args.save, text)
+        if args.json:
+            print(text)
+            return 0
     print(shade(trace, sys.stdout.isatty()))
     thinking = sum(s.thinking for s in trace.steps)
     mean_hr = sum(s.hidden_ratio for s in trace.steps) / max(1, len(trace.steps))
@@ -257,7 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--prompt", required=True, help="the question (wrapped in the chat template unless --raw)")
     add_sampling_args(g)
     g.add_argument("--raw", action="store_true", help="tokenize the prompt as is, without chat template")
-    g.add_argument("--json", action="store_true", help="print one JSON object with every step")
+    g.add_argument("--json", action="store_true",
+                   help="print the trace file (hrpo/trace_file.py: every step, its latent's nearest tokens, the "
+                        "tensors) instead of the text")
+    g.add_argument("--save", metavar="FILE", help="also write the trace file to FILE (open it in the app: "
+                                                  "`python app.py --trace FILE`, or Live's 'Open a trace')")
     g.set_defaults(func=cmd_generate)
 
     from .config import TrainConfig

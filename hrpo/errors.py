@@ -24,3 +24,7 @@ class CheckpointError(ValueError):
 
 class DiskFullError(CheckpointError):
     """Writing a checkpoint or an export failed for lack of space (or another failed write)."""
+
+
+class TraceFileError(ValueError):
+    """A trace file (hrpo/trace_file.py) that cannot be read; the message says what is wrong with it."""

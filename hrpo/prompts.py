@@ -4,7 +4,9 @@ A task gives the question; the model's prompt format (recorded in every checkpoi
 decides what the model is shown, so a visitor's plain question in the app is asked as the model was trained:
     plain   the question as given
     hint    the question, then ANSWER_HINT (unless it already ends with it: the `arith` task's questions carry it)
-then HybridModel.encode wraps it in the chat template with SYSTEM_PROMPT.
+then HybridModel.encode wraps it in the chat template with SYSTEM_PROMPT, or, for a base model without a chat
+template (Gemma 3 270M), in `completion_prompt`: SYSTEM_PROMPT, one worked example ending in the answer line,
+then "Question: ...\nAnswer:" for the model to continue (the answer-line stop rule ends it after its answer).
 Test: pytest tests/test_prompts.py
 """
 
@@ -14,6 +16,7 @@ ANSWER_HINT = "\n\nFormat:\n<one line of working>\n#### <number>"
 SYSTEM_PROMPT = ("You are a helpful assistant. Think about the problem step by step, then give the "
                  "final answer after '####', like this: reasoning #### answer.")
 PROMPT_FORMATS = ("hint", "plain")
+ONE_SHOT = ("Ana has 9 pens. She buys 4 more. How many pens does she have now?", "Ana has 9 + 4 = 13 pens.\n#### 13")
 
 
 def check_prompt(prompt, max_chars: int | None = None) -> None:
@@ -25,6 +28,12 @@ def check_prompt(prompt, max_chars: int | None = None) -> None:
         raise ValueError(f"the prompt is too long ({len(prompt)} characters; the limit here is {max_chars})")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in prompt):     # argv bytes that are not UTF-8 arrive as these too
         raise ValueError("the prompt contains a lone surrogate (not valid UTF-8 / Unicode); paste it again as text")
+
+
+def completion_prompt(question: str, system: str = SYSTEM_PROMPT, example: tuple[str, str] | None = ONE_SHOT) -> str:
+    """The prompt of a model without a chat template: the instruction, a worked example (None: none), the question."""
+    shot = f"Question: {example[0]}\nAnswer: {example[1]}\n\n" if example else ""
+    return f"{system}\n\n{shot}Question: {question}\nAnswer:"
 
 
 def present(question: str, prompt_format: str) -> str:

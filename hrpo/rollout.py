@@ -31,7 +31,7 @@ from .gate import hidden_ratio
 from .lean_decode import LeanDecodeStep
 from .models import HybridModel
 from .rewards import extract_answer
-from .sampling import latent_embedding, sample, step_distribution, token_logprob
+from .sampling import input_scale, latent_embedding, model_inputs, sample, step_distribution, token_logprob
 from .stopping import AnswerState, advance, marker_table, stops
 
 
@@ -164,8 +164,10 @@ class Decoder:
         texts = [hm.tokenizer.decode(i) for i in ids]
         self.traces = [Trace(prompt=t, prompt_ids=i, hybrid=self.cfg.hybrid) for t, i in zip(texts, ids)]
         self.generated, self.seconds = 0, 0.0
+        self.scale = input_scale(hm.model)          # the model's input is s * (E[x] or the gate's mix)
 
     def _forward(self, embeds, mask, positions, cache, lean: LeanDecodeStep | None):
+        embeds = model_inputs(embeds, self.scale)
         if lean is not None:                        # bf16 Llama on CPU: the same logits, fewer calls
             return lean(embeds, mask, positions, cache), cache
         # the last position as an index tensor, not logits_to_keep=1: an int slices the hidden states to a
@@ -226,7 +228,8 @@ class Decoder:
         ids, mask = left_pad([t.prompt_ids for t in self.traces], hm.pad_id)
         ids, mask = ids.to(dev), mask.to(dev)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        logits, cache = prompt_pass(hm.model, E[ids], mask, positions, distinct_rows(ids, mask))
+        inputs = model_inputs(E[ids], self.scale)                                # (B, P, H)
+        logits, cache = prompt_pass(hm.model, inputs, mask, positions, distinct_rows(ids, mask))
         lean = LeanDecodeStep.build(hm.model)                                   # after any folding: reads weights
         next_pos = positions[:, -1:] + 1                                        # (B, 1)
         rows = len(self.traces)

@@ -13,6 +13,7 @@ app's job status and the Training dynamics tab read them through it).
 Test: pytest tests/test_reliability.py tests/test_reliability_run.py tests/test_analysis_dynamics.py
 """
 import json
+import math
 import os
 import shutil
 import time
@@ -141,10 +142,15 @@ def cut_jsonl(path, step: int) -> int:
     return dropped
 
 
+MAX_STEP = 10**9
+
+
 def is_row(row) -> bool:
-    """A metrics or eval row: a dict with a numeric step."""
+    """A metrics or eval row: a dict whose step is a whole number in [0, MAX_STEP] (a step of 1e20 or NaN is
+    junk: it would break the plots' axes)."""
     step = row.get("step") if isinstance(row, dict) else None
-    return isinstance(step, (int, float)) and not isinstance(step, bool)
+    return (isinstance(step, (int, float)) and not isinstance(step, bool) and math.isfinite(step)
+            and step == int(step) and 0 <= step <= MAX_STEP)
 
 
 def parse_row(line) -> dict | None:

@@ -4,6 +4,8 @@
 step_distribution: p = softmax(top_k(logits) / tau) for one decode step, its log-probs, the kept token ids and
   the scaled kept logits; sample draws from it as torch.multinomial does, row by row independent of the batch.
 latent_embedding: h = E^T p / ||p||_2 over the kept tokens.
+input_scale, model_inputs: the factor s a model's embedding module applies to a lookup (Gemma: sqrt(H); 1 for
+  Llama, Qwen2, ...) and the model's input s * v for a vector v of E's space (the gate's mix of E[x] and h).
 token_logprob: log p(x) of a decode step's picks, computed as token_logprobs computes it in teacher forcing,
   so equal logits give bit-equal log-probs in the rollout and in the loss pass.
 token_logprobs: log p(x) under the sampling distribution for whole completions (teacher forcing).  The
@@ -14,6 +16,8 @@ Test: pytest tests/test_loss.py tests/test_rollout.py
 """
 import torch
 import torch.nn.functional as F
+
+from .cpu_precision import base_model
 
 
 def step_distribution(logits: torch.Tensor, top_k: int, temperature: float):
@@ -45,6 +49,24 @@ def latent_embedding(probs: torch.Tensor, idx: torch.Tensor | None, E: torch.Ten
     rows = E[idx] if idx is not None else E                                    # (B, k, H) or (V, H)
     h = torch.einsum("bk,bkh->bh", probs.to(E.dtype), rows) if idx is not None else probs.to(E.dtype) @ rows
     return h / probs.norm(dim=-1, keepdim=True).to(E.dtype)                   # (B, H)
+
+
+def input_scale(model) -> float:
+    """The factor s by which the model's embedding module scales a lookup E[x]: Gemma's is sqrt(H) (25.3 at
+    H = 640), rounded to the weights' dtype as Gemma's module rounds it; 1.0 for a plain lookup (Llama, Qwen2).
+
+    The decoders feed `inputs_embeds`, which skip that module, so they hand the model s * v, v the gate's mix
+    of E[x] and h: the gate, h = E^T p / ||p|| and the nearest-token projections stay in the space of E, as the
+    paper writes them, and the model gets what its own lookup gives (docs/DESIGN.md 1.1).
+    Test: pytest tests/test_gemma.py"""
+    emb = base_model(model).get_input_embeddings()
+    scale = getattr(emb, "embed_scale", None)
+    return 1.0 if scale is None else float(torch.as_tensor(scale).to(emb.weight.dtype))
+
+
+def model_inputs(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """s * v in v's dtype (input_scale), v itself when s = 1."""
+    return v if scale == 1.0 else v * scale
 
 
 def sample(probs: torch.Tensor, rows: torch.Tensor, total: int, gen: torch.Generator) -> torch.Tensor:

@@ -37,7 +37,7 @@ from .cpu_precision import low_precision
 from .gate import hidden_ratio, mix
 from .models import HybridModel
 from .rollout import distinct_rows, prompt_pass
-from .sampling import latent_embedding, step_distribution, token_logprob
+from .sampling import input_scale, latent_embedding, model_inputs, step_distribution, token_logprob
 from .stopping import AnswerState, advance, marker_table, stops
 
 STATS = ("gate_a", "hidden_ratio", "logprob", "entropy", "eff_vocab", "thinking", "alive")   # out["stats"] columns
@@ -62,6 +62,7 @@ class Engine:
         self.max_new, total = cfg.max_new_tokens, width + cfg.max_new_tokens
         (V, H), dt = hm.embeddings.shape, hm.embeddings.dtype
         self.cache = StaticCache(config=hm.model.config, max_cache_len=total)
+        self.scale = input_scale(hm.model)                  # the model's input is s * (E[x] or the gate's mix)
         self.table = marker_table(hm)
         self.is_eos = torch.zeros(V, dtype=torch.bool, device=dev)
         self.is_eos[[i for i in hm.eos_ids if i is not None and i < V]] = True
@@ -92,7 +93,8 @@ class Engine:
         scale: max_new factors on the latent h (None = 1)."""
         hm, P = self.hm, ids.shape[1]
         positions = (mask.cumsum(-1) - 1).clamp(min=0)                          # (B, P)
-        logits, prompt = prompt_pass(hm.model, hm.embeddings[ids], mask, positions, distinct_rows(ids, mask))
+        logits, prompt = prompt_pass(hm.model, model_inputs(hm.embeddings[ids], self.scale), mask, positions,
+                                     distinct_rows(ids, mask))
         for layer, src in zip(self.cache.layers, prompt.layers, strict=True):
             if not layer.is_initialized:
                 layer.lazy_initialization(src.keys, src.values)
@@ -156,7 +158,8 @@ class Engine:
             self.alive.logical_and_(~self.state.line)
         self.mask.index_fill_(1, self.cpos, 1)
         with low_precision(hm.model):        # bf16 LoRA adapters as in Decoder and teacher forcing (captured too)
-            out = hm.model(inputs_embeds=e.unsqueeze(1), attention_mask=self.mask, position_ids=self.pos,
+            out = hm.model(inputs_embeds=model_inputs(e, self.scale).unsqueeze(1), attention_mask=self.mask,
+                           position_ids=self.pos,
                            cache=self.cache, use_cache=True)
         self.logits.copy_(out.logits[:, -1])
         self.pos.add_(1)

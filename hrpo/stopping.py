@@ -59,7 +59,7 @@ def marker_table(hm) -> torch.Tensor:
     if entry is None or entry[0] is not hm:
         entry = _TABLES[id(hm)] = (hm, {})
     if hm.device not in entry[1]:
-        rows = [piece_row(hm.piece(i)) for i in range(hm.embeddings.shape[0])]
+        rows = [piece_row(piece) for piece in hm.pieces()]
         entry[1][hm.device] = torch.tensor(rows, dtype=torch.long, device=hm.device)
     return entry[1][hm.device]
 

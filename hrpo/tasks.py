@@ -8,13 +8,16 @@ Specs:
   forms               arithmetic word problems in many question forms (hrpo/word_problems.py), training forms
                       and templates: train 5000 (seeded), valid 300 and test 500 (fixed), split by SHA-256
   forms:heldout       the held-out forms and templates of `forms`: 500 fixed problems, served for any split
+  multi, multi:<lang> the question forms in the eleven MGSM languages (hrpo/multilingual_problems.py), all
+                      languages in turn or one: train 5000 (seeded), valid 300, test 500 (fixed), by SHA-256;
+                      multi:heldout, multi:<lang>:heldout: the held-out forms and templates (550 / 50 fixed)
   everyday            data/everyday/everyday.jsonl: hand-written everyday problems (evaluation only; any split)
   gsm8k               <data>/gsm8k/{train,test}.jsonl[.gz], else HF `datasets` openai/gsm8k
   mgsm:<lang>         <data>/mgsm/mgsm_<lang>.tsv[.gz] (question TAB answer; test data, served for any split)
   jsonl:PATH          lines {"question", "answer"} (math; "kind": "qa" for QA, answer str or list), or
                       {"question", "choices": [...], "answer": "B"} (multiple choice, lettered A-J);
                       PATH may be gzipped (*.gz)
-Splits: train, valid, test.  Only `forms` has a valid split; arith and gsm8k have train and test; mgsm and
+Splits: train, valid, test.  Only `forms` and `multi` have a valid split; arith and gsm8k have train and test; mgsm and
 jsonl serve their one file for train and test; forms:heldout and everyday serve their one set for any split.
 Malformed file lines are skipped, counted in Task.skipped and reported on stderr.
 <data> is `data_dir`, else $HRPO_DATA, else the repository's own data/ (GSM8K and MGSM, gzipped, with
@@ -38,7 +41,7 @@ from .problem import Problem
 from .prompts import ANSWER_HINT
 
 MGSM_LANGS = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
-SPECS = ("arith", "arith:<level 1-5>", "forms", "forms:heldout", "everyday", "gsm8k",
+SPECS = ("arith", "arith:<level 1-5>", "forms", "forms:heldout", "multi[:<lang>][:heldout]", "everyday", "gsm8k",
          "mgsm:<" + "|".join(MGSM_LANGS) + ">", "jsonl:PATH")
 LETTERS = string.ascii_uppercase[:10]                   # A-J
 ARITH_SIZES = {"train": 5000, "test": 500}
@@ -301,6 +304,19 @@ def _forms(spec: str, split: str, limit: int | None, seed: int) -> Task:
     return Task(spec, "math", word_problems.word_problems(which, n, seed))
 
 
+def _multi(spec: str, split: str, limit: int | None, seed: int) -> Task:
+    """`multi[:<lang>]` (train / valid / test) or `multi[:<lang>]:heldout` (the held-out set whatever the split)."""
+    from . import multilingual_problems as mp
+    parts = spec.split(":")[1:]
+    heldout = bool(parts) and parts[-1] == "heldout"
+    langs = parts[:-1] if heldout else parts
+    if len(langs) > 1 or (langs and langs[0] not in mp.LANGS):
+        raise ValueError(f"unknown task {spec!r}; use multi, multi:<{'|'.join(mp.LANGS)}>, with :heldout or not")
+    which = "heldout" if heldout else split
+    n = limit if limit is not None else mp.SIZES[which] // (len(mp.LANGS) if langs else 1)
+    return Task(spec, "math", mp.multilingual_problems(which, n, tuple(langs) or mp.LANGS, seed))
+
+
 def _no_valid_split(spec: str) -> None:
     """Raise ValueError for split 'valid' of a task without one, saying which splits the task has."""
     if spec in ("arith", "gsm8k") or spec.startswith("arith:"):
@@ -314,8 +330,9 @@ def _no_valid_split(spec: str) -> None:
 
 def held_out_split(spec: str) -> str:
     """The split that picks checkpoints during training (TrainConfig.eval_every): valid where the task has
-    one (forms), else test."""
-    return "valid" if str(spec).strip() == "forms" else "test"
+    one (forms, multi), else test."""
+    spec = str(spec).strip()
+    return "valid" if spec == "forms" or (spec.startswith("multi") and not spec.endswith(":heldout")) else "test"
 
 
 def load_task(spec: str, split: str = "train", limit: int | None = None, seed: int = 0,
@@ -328,6 +345,8 @@ def load_task(spec: str, split: str = "train", limit: int | None = None, seed: i
     spec = str(spec).strip()
     if spec in ("forms", "forms:heldout"):
         return _forms(spec, split, limit, seed)
+    if spec == "multi" or spec.startswith("multi:"):
+        return _multi(spec, split, limit, seed)
     if split == "valid" and spec != "everyday":
         _no_valid_split(spec)
     if spec == "arith" or spec.startswith("arith:"):

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .cpu_precision import base_model, low_precision
 from .rollout import Trace, distinct_rows, left_pad, prompt_pass
-from .sampling import head_logprobs, token_logprobs
+from .sampling import head_logprobs, input_scale, model_inputs, token_logprobs
 
 
 @dataclass
@@ -72,16 +72,17 @@ def pack(traces: list[Trace], pad_id: int, device) -> Batch:
     return Batch(to(ids), to(mask), to(positions), to(comp), to(valid), to(thinking), to(latents), to(old))
 
 
-def input_embeds(E: torch.Tensor, batch: Batch, gate=None) -> torch.Tensor:
-    """(B, P+T, H) inputs: E[ids], with gate(E[x], h) at thinking positions when a gate is given."""
+def input_embeds(E: torch.Tensor, batch: Batch, gate=None, scale: float = 1.0) -> torch.Tensor:
+    """(B, P+T, H) model inputs: s * E[ids], with s * gate(E[x], h) at thinking positions when a gate is given
+    (s: sampling.input_scale of the model, 1 for most)."""
     embeds = E[batch.ids]                                                      # (B, L, H)
     if gate is None or batch.latents is None or not batch.thinking.any():
-        return embeds
+        return model_inputs(embeds, scale)
     P = batch.prompt_len
     comp = embeds[:, P:]                                                       # (B, T, H)
     mixed, _ = gate(comp, batch.latents.to(comp.dtype))
     comp = torch.where(batch.thinking.unsqueeze(-1), mixed, comp)
-    return torch.cat([embeds[:, :P], comp], dim=1)
+    return model_inputs(torch.cat([embeds[:, :P], comp], dim=1), scale)
 
 
 PLAIN_HEADS = ("llama", "mistral", "qwen2")     # CausalLMs whose logits are last_hidden_state W^T, nothing more
@@ -181,7 +182,7 @@ def completion_logprobs(model, E: torch.Tensor, batch: Batch, top_k: int, temper
     same values and gradients at every valid position as one pass over the whole (B, P + T) rows (beyond a
     row's length the values mean nothing either way): tests/test_fidelity.py -k "shared or chunks".
     """
-    embeds = input_embeds(E, batch, gate)
+    embeds = input_embeds(E, batch, gate, input_scale(model))
     P, T, dev = batch.prompt_len, batch.completion.shape[1], embeds.device
     groups = distinct_rows(batch.ids[:, :P], batch.mask[:, :P]) if share_prompts else None
     if groups:                                  # the distinct prompts once; each group of rows takes its copies

@@ -9,7 +9,7 @@ import gradio as gr
 from analysis import plots, report
 from hrpo.config import RolloutConfig
 
-from .common import Studio, number, user_error
+from .common import Studio, checked_choices, checked_slider, number, user_error
 from .gpu import compare_seconds, gpu_task
 
 TASKS = ["arith", "gsm8k", *[f"mgsm:{x}" for x in "en zh ja ru de fr es bn te th sw".split()]]
@@ -20,7 +20,7 @@ def make_compare(st: Studio):
         return compare_seconds(len(set(specs or [])), limit, max_new, ablation)
 
     @gpu_task(seconds)
-    def decode(specs, task, limit, max_new, greedy, ablation=False):
+    def compare_decode(specs, task, limit, max_new, greedy, ablation=False):
         cfg = RolloutConfig(max_new_tokens=max_new, greedy=bool(greedy))
         tables, _ = report.run_compare(specs, task, limit, cfg, load=st.pool.get, ablation=bool(ablation),
                                        map_method="pca")           # the tab shows no maps: skip UMAP's JIT
@@ -33,19 +33,19 @@ def make_compare(st: Studio):
     def run_compare(specs, task, limit, max_new, greedy, ablation=False):
         limit, max_new = number(limit, "problems", True), number(max_new, "max new tokens", True)
         specs = st.host.compare_request(specs, limit, max_new, bool(ablation))   # before the GPU is asked for
-        return decode(specs, task, limit, max_new, greedy, ablation)
+        return compare_decode(specs, task, limit, max_new, greedy, ablation)
     return run_compare
 
 
 def build(st: Studio, choices: list[str]) -> gr.CheckboxGroup:
     """The Compare tab's components and events (inside a gr.Tab); returns its model picker."""
-    specs = gr.CheckboxGroup(choices, value=st.host.compare_default(choices), label="Models", elem_id="cmp-models")
+    specs = checked_choices(choices, value=st.host.compare_default(choices), label="Models", elem_id="cmp-models")
     if st.host.compare_note():
         gr.Markdown(st.host.compare_note())
     with gr.Row():
         task = gr.Dropdown(TASKS, value="arith", label="Task", allow_custom_value=not st.host.hosted)
-        limit = gr.Slider(1, 100, value=8, step=1, label="problems", elem_id="cmp-limit")
-        max_new = gr.Slider(16, 512, value=96, step=16, label="max new tokens", elem_id="cmp-new")
+        limit = checked_slider(1, 100, value=8, step=1, label="problems", elem_id="cmp-limit")
+        max_new = checked_slider(16, 512, value=96, step=16, label="max new tokens", elem_id="cmp-new")
         greedy = gr.Checkbox(True, label="greedy")
         ablate = gr.Checkbox(False, label="latent ablation (also decode with a = 1 from step 0)")
     button = gr.Button("Compare", variant="primary", elem_id="cmp-btn")

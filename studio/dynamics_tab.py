@@ -9,7 +9,7 @@ import gradio as gr
 
 from analysis import dynamics, plots
 
-from .common import Studio, number
+from .common import Studio, checked_choices, checked_slider, number, user_error
 
 
 def selection(st: Studio, selected, smooth) -> tuple[dict, dict, int, list]:
@@ -53,9 +53,9 @@ def build(st: Studio) -> None:
     gr.Markdown("Hidden ratio (p10-p90 band), reward and accuracy, completion length and KL over training, "
                 "HRPO and GRPO overlaid, from each run's `metrics.jsonl` (like the paper's Fig. 4).")
     with gr.Row():
-        runs = gr.CheckboxGroup(list(found), value=dynamics.default_selection(found), label="Runs", scale=4,
+        runs = checked_choices(list(found), value=dynamics.default_selection(found), label="Runs", scale=4,
                                 elem_id="dyn-runs")
-        smooth = gr.Slider(1, 25, value=1, step=1, label="moving average (steps)", scale=1)
+        smooth = checked_slider(1, 25, value=1, step=1, label="moving average (steps)", scale=1)
         refresh = gr.Button("↻ runs", scale=0, min_width=90)
     fig, text, sig = show(dynamics.default_selection(found), 1)
     note = gr.Markdown(text, elem_id="dyn-note")
@@ -74,9 +74,10 @@ def build(st: Studio) -> None:
         keep = [k for k in (selected or []) if k in now]
         return gr.CheckboxGroup(choices=list(now), value=keep or dynamics.default_selection(now))
 
+    show, show_sel = user_error(show), user_error(show_sel)         # events: one-line errors
     runs.change(show, [runs, smooth], [plot, note, last], api_name="dynamics")
     smooth.release(show, [runs, smooth], [plot, note, last], api_visibility="private")
-    refresh.click(refresh_runs, runs, runs, api_name="dynamics_runs")
+    refresh.click(user_error(refresh_runs), runs, runs, api_name="dynamics_runs")
     timer.tick(show, [runs, smooth, last], [plot, note, last], api_visibility="private")
     for trigger in (runs.change, smooth.release, timer.tick):     # the selectivity figure follows the same runs
         trigger(show_sel, [runs, smooth, sel_last], [sel_plot, sel_last], api_visibility="private")

@@ -66,13 +66,19 @@ class Host:
         """The hosted limits in words, as the README quotes them (tests/test_hosting.py checks the quote)."""
         h = Host(self.root, self.runs_dir, hosted=True)
         c, q = HOSTED_COMPARE, h.queue
-        return (f"prompts up to {h.max_prompt_chars} characters, up to {h.max_new_tokens} new tokens, Compare up to "
-                f"{c['models']} models, {c['problems']} problems, {c['new_tokens']} new tokens and {c['tokens']} "
-                f"tokens in all, {q['default_concurrency_limit']} requests at a time in a queue of {q['max_size']}")
+        return (f"prompts up to {h.max_prompt_chars} characters and {h.max_prompt_tokens} tokens, up to "
+                f"{h.max_new_tokens} new tokens, Compare up to {c['models']} models, {c['problems']} problems, "
+                f"{c['new_tokens']} new tokens and {c['tokens']} tokens in all, "
+                f"{q['default_concurrency_limit']} requests at a time in a queue of {q['max_size']}")
 
     @property
     def max_prompt_chars(self) -> int:
         return 2000 if self.hosted else 20000
+
+    @property
+    def max_prompt_tokens(self) -> int | None:
+        """Hosted: a bound on the prompt's tokens too (2,000 characters outside the BMP are about 8,000 tokens)."""
+        return 1024 if self.hosted else None
 
     @property
     def max_new_tokens(self) -> int:
@@ -124,6 +130,15 @@ class Host:
         check_prompt(prompt, self.max_prompt_chars)
         if max_new > self.max_new_tokens:
             raise ValueError(f"at most {self.max_new_tokens} new tokens here")
+
+    def check_prompt_tokens(self, tokenizer, prompt: str) -> None:
+        """Hosted: the prompt within max_prompt_tokens of the model's tokenizer (locally the decoder checks the
+        context)."""
+        if self.max_prompt_tokens is None:
+            return
+        n = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+        if n > self.max_prompt_tokens:
+            raise ValueError(f"the prompt is too long ({n} tokens; the limit here is {self.max_prompt_tokens})")
 
     def compare_request(self, specs, limit: int, max_new: int, ablation: bool = False) -> list[str]:
         """The distinct model specs, in order, each allowed here, within the compare limits; checked before

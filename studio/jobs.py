@@ -65,11 +65,21 @@ class JobManager:
         self.runs_dir = Path(runs) if runs is not None else runs_dir()
         self.state_file = self.runs_dir / "job.json"
 
+    STATE_FIELDS = {"pid": int, "created": (int, float), "out": str, "steps": int, "mode": str, "model": str,
+                    "task": str, "started": (int, float), "cmd": list}
+
     def _state(self) -> dict | None:
+        """The last job's record, or None when there is none or job.json is not a record of ours (unreadable,
+        another JSON shape: it then reads as no job, and the next start replaces it)."""
+        if not self.state_file.is_file():
+            return None
         try:
-            return json.loads(self.state_file.read_text(encoding="utf-8"))
+            st = json.loads(self.state_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+        ok = isinstance(st, dict) and all(isinstance(st.get(k), t) and not isinstance(st.get(k), bool)
+                                          for k, t in self.STATE_FIELDS.items())
+        return st if ok else None
 
     def running(self) -> bool:
         return job_process(self._state()) is not None

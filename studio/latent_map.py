@@ -13,16 +13,19 @@ MAP_SECONDS = 30          # nearest tokens of every latent on the GPU, then UMAP
 
 
 def make_map(st: Studio):
+    @gpu_task(lambda model, trace: MAP_SECONDS)
+    def map_nearest(model, trace):
+        return maps.trace_map(st.pool.get(model), trace)
+
     @user_error
-    @gpu_task(lambda model, run, color, path="fading": MAP_SECONDS)
     def latent_map(model, run, color, path="fading"):
-        """The map of the last Live trace, drawn with the model that decoded it."""
+        """The map of the last Live trace, drawn with the model that decoded it (checked before the GPU is
+        asked for)."""
         if run is None:
             raise ValueError("run a prompt on the Live tab first")
         if run.trace.latents is None:
             raise ValueError("this trace has no latents (hybrid decoding was off)")
-        frame = maps.trace_map(st.pool.get(run.model), run.trace)
-        return maps.map_figure(frame, color, title="Latent map", path=path)
+        return maps.map_figure(map_nearest(run.model, run.trace), color, title="Latent map", path=path)
     return latent_map
 
 

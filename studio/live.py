@@ -9,18 +9,18 @@ API: /generate (streams), /export, /replay.  Test: pytest tests/test_app.py test
 """
 import dataclasses
 import time
-from dataclasses import dataclass
 
 import gradio as gr
 
 from analysis import export, plots, projections, replay
+from hrpo import trace_file
 from hrpo.checkpoint import is_checkpoint, read_config
-from hrpo.config import RolloutConfig
+from hrpo.models import check_spec
 from hrpo.rewards import score
-from hrpo.rollout import Trace
 from hrpo.static_decoder import make_decoder
+from hrpo.trace_file import TraceFile
 
-from .common import Studio, number, rollout_config, user_error
+from .common import Studio, checked_slider, number, rollout_config, user_error
 from .gpu import gpu_task, live_seconds
 
 UPDATE_S = 0.25          # tokens and status at most this often (bench/bench_live.py measures the cost)
@@ -46,23 +46,31 @@ STEP_HEADERS = ["step", "token", "thinking", "gate a", "hidden ratio", "entropy"
 COUNTERFACTUALS = ["force gate a", "scale the latent"]
 
 
-@dataclass
-class LiveRun:
-    """What the Live tab keeps of its last run (a gr.State): the model spec that decoded it, the trace and its
-    decoding settings (a replay changes only what it names)."""
-    model: str
-    trace: Trace
-    cfg: RolloutConfig
+def nearest_cell(pairs) -> str:
+    """A step's latent nearest tokens as the steps table shows them: 'tok' (0.123), ..."""
+    return ", ".join(f"{tok!r} ({cos:.3f})" for tok, cos in pairs)
 
 
-def step_rows(hm, trace) -> list[list]:
+def step_rows(run: TraceFile) -> list[list]:
     """The steps table: each step's statistics and, at thinking steps (where the latent is mixed in), the five
-    tokens nearest to its latent."""
-    thinking = [s.index for s in trace.steps if s.thinking]
-    proj = projections.trace_projections(hm, trace, k=5, sources=("latent",), steps=thinking)
-    near = {r.step: r.latent for r in projections.projection_table(proj).itertuples()} if not proj.empty else {}
+    tokens nearest to its latent (kept in the trace file, so an opened trace shows them without its model)."""
     return [[s.index, s.token, s.thinking, round(s.gate_a, 5), round(s.hidden_ratio, 5), round(s.entropy, 3),
-             round(s.eff_vocab, 2), near.get(s.index, "")] for s in trace.steps]
+             round(s.eff_vocab, 2), nearest_cell(near)] for s, near in zip(run.trace.steps, run.nearest)]
+
+
+def status_line(run: TraceFile) -> str:
+    """The status under Run for a finished (or opened) trace."""
+    tr = run.trace
+    how = "hybrid" if tr.hybrid else PLAIN_NOTE if run.model_mode == "grpo" else "plain decoding"
+    return (f"done: {len(tr.token_ids)} tokens ({sum(s.thinking for s in tr.steps)} thinking), answer "
+            f"`{tr.answer!r}`{verdict(run.question, tr.text)}, {run.tokens_per_s:.1f} tokens/s, finish: {tr.finish}; "
+            f"{how}")
+
+
+def shown(run: TraceFile, status: str) -> tuple:
+    """The Live outputs of a trace: (tokens html, chart, steps table, run state, status)."""
+    steps = run.trace.steps
+    return plots.tokens_html(steps, shown=run.shown), plots.live_step_figure(steps), step_rows(run), run, status
 
 
 def paced(events, every: float = UPDATE_S, clock=time.perf_counter):
@@ -108,12 +116,10 @@ def verdict(prompt: str, completion: str) -> str:
 
 
 def make_live(st: Studio):
-    """The /generate callback: streams (tokens html, chart, table, run state, status)."""
-    @user_error
-    @gpu_task(lambda model, prompt, max_new, *rest: live_seconds(max_new))
-    def generate(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
-        cfg = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
-        st.host.check_prompt(prompt, cfg.max_new_tokens)
+    """The /generate callback: streams (tokens html, chart, table, run state, status).  The request is checked
+    (numbers, prompt, host limits) before the GPU is asked for (studio/gpu.py)."""
+    @gpu_task(lambda model, prompt, cfg: live_seconds(cfg.max_new_tokens))
+    def live_decode(model, prompt, cfg):     # plain values in and out: ZeroGPU pickles them across processes
         hm = st.pool.get(model)
         dec = make_decoder(hm, [prompt], cfg, keep_states=True)
         t0 = last_chart = time.perf_counter()
@@ -125,25 +131,30 @@ def make_live(st: Studio):
                 chart, last_chart = plots.live_step_figure(steps), now
             status = f"generating… {len(steps)} tokens, {len(steps) / (now - t0):.1f} tokens/s"
             yield plots.tokens_html(steps, hm.tokenizer.decode), chart, gr.skip(), gr.skip(), status
-        trace = dec.traces[0]
-        how = "hybrid" if dec.cfg.hybrid else PLAIN_NOTE if hm.plain_only else "plain decoding"
-        status = (f"done: {len(trace.token_ids)} tokens ({sum(s.thinking for s in trace.steps)} thinking), "
-                  f"answer `{trace.answer!r}`{verdict(prompt, trace.text)}, {dec.tokens_per_s:.1f} tokens/s, "
-                  f"finish: {trace.finish}; {how}")
-        yield (plots.tokens_html(trace.steps, hm.tokenizer.decode), plots.live_step_figure(trace.steps),
-               step_rows(hm, trace), LiveRun(model, trace, dec.cfg), status)
+        run = trace_file.of_decode(hm, model, dec, prompt)
+        yield shown(run, status_line(run))
+
+    @user_error
+    def generate(model, prompt, max_new, temperature, top_k, seed, greedy, hybrid):
+        cfg = rollout_config(max_new, temperature, top_k, seed, greedy, hybrid)
+        st.host.check_prompt(prompt, cfg.max_new_tokens)
+        st.host.check_prompt_tokens(st.pool.get(model).tokenizer, prompt)
+        yield from live_decode(model, prompt, cfg)
     return generate
 
 
 def make_step_details(st: Studio):
+    @gpu_task(lambda model, trace, k: 20)
+    def step_detail(model, trace, k):
+        return projections.step_markdown(st.pool.get(model), trace, k)
+
     @user_error
-    @gpu_task(lambda run, evt: 20)
     def step_details(run, evt: gr.SelectData):
         """The selected step's details; it also becomes the counterfactual's step k."""
         if run is None:
             return "Run a prompt first.", gr.skip()
         k = int(evt.index[0]) if isinstance(evt.index, (list, tuple)) else int(evt.index)
-        return projections.step_markdown(st.pool.get(run.model), run.trace, k), k
+        return step_detail(run.model, run.trace, k), k
     return step_details
 
 
@@ -151,12 +162,15 @@ def make_step_details(st: Studio):
 def download_trace(run):
     if run is None:
         raise ValueError("run a prompt first")
-    return export.write_trace_files(run.trace, export.export_dir())
+    return export.write_trace_files(run, export.export_dir())
 
 
 def make_replay(st: Studio):
+    @gpu_task(lambda model, trace, cfg, k, change: live_seconds(cfg.max_new_tokens))
+    def replay_decode(model, trace, cfg, k, change):
+        return replay.replay(st.pool.get(model), trace, cfg, k, **change)
+
     @user_error
-    @gpu_task(lambda model, run, k, what, a, scale, max_new, *rest: live_seconds(max_new))
     def run_replay(model, run, k, what, a, scale, max_new, temperature, top_k, seed, greedy, hybrid):
         """Re-decode with the gate forced to a (1 = tokens only, 0 = latent only) or the latent h scaled, from
         step k, with the model that decoded the trace."""
@@ -174,8 +188,8 @@ def make_replay(st: Studio):
         if k >= len(trace.steps):
             raise ValueError(f"step k = {k} is past the trace (its steps are 0-{len(trace.steps) - 1})")
         scaled = what == COUNTERFACTUALS[1]
-        cfg = run.cfg                               # the trace's own settings: only the counterfactual changes
-        new, d = replay.replay(st.pool.get(run.model), trace, cfg, k, **({"scale": scale} if scaled else {"a": a}))
+        cfg = run.decoding                          # the trace's own settings: only the counterfactual changes
+        new, d = replay_decode(run.model, trace, cfg, k, {"scale": scale} if scaled else {"a": a})
         how = f"the latent scaled ×{scale:g}" if scaled else f"the gate forced to a = {a:g}"
         where = "no divergence" if d["first_diff"] is None else f"first different token at step {d['first_diff']}"
         answer = "answer unchanged" if d["same_answer"] else "**answer changed**"
@@ -190,16 +204,67 @@ def make_replay(st: Studio):
     return run_replay
 
 
-def build(st: Studio, model, run_state) -> None:
-    """The Live reasoning tab's components and events (inside a gr.Tab)."""
+def model_note(st: Studio, run: TraceFile) -> str:
+    """'' when the model of an opened trace can be loaded here, else one line on what needs it and why not."""
+    try:
+        check_spec(st.host.resolve(run.model))
+        return ""
+    except ValueError as err:
+        return (f" · step details, the latent map and replays need its model `{run.model[:200]}`, which is not "
+                f"available here ({str(err).splitlines()[0][:200]})")
+
+
+def make_open(st: Studio):
+    @user_error
+    def load_trace(file):
+        """/load_trace: a trace file (Export, Share, `generate --save`) shown as /generate's last update shows it:
+        tokens, chart, steps table, run state and status."""
+        path = file if isinstance(file, (str, type(None))) else getattr(file, "name", None) or file.get("path")
+        if not path:
+            raise ValueError("choose a trace file (.json) to open")
+        run = trace_file.read(path)
+        return shown(run, status_line(run) + model_note(st, run))
+    return load_trace
+
+
+def make_share(st: Studio):
+    @user_error
+    def share_trace(run):
+        """/share_trace: keep the current trace in the trace store; returns (key, the link's query '?trace=key')."""
+        if run is None:
+            raise ValueError("run a prompt (or open a trace) first")
+        key = st.traces.put(trace_file.dump(run))
+        return key, f"?trace={key}"
+    return share_trace
+
+
+def make_opening(st: Studio):
+    @user_error
+    def open_page(request: gr.Request):
+        """On page load: the shared trace of `?trace=<key>`, else the trace the app was started with, else
+        nothing."""
+        key = request.query_params.get("trace") if request is not None else None
+        run = st.traces.get(key) if key else st.opening
+        if run is None:
+            return (gr.skip(),) * 5
+        return shown(run, status_line(run) + model_note(st, run))
+    return open_page
+
+
+SHARE_JS = "(key, link) => key ? window.location.origin + window.location.pathname + '?trace=' + key : ''"
+
+
+def build(st: Studio, model, run_state) -> list:
+    """The Live reasoning tab's components and events (inside a gr.Tab); returns the outputs a trace is shown in
+    (app.py opens `?trace=` links into them on page load)."""
     limit = st.host.max_new_tokens
     prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
     gr.Examples(EXAMPLES, inputs=[prompt])
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
-            max_new = gr.Slider(8, limit, value=128, step=8, label="max new tokens")
-            temperature = gr.Slider(0.05, 1.5, value=0.5, step=0.05, label="temperature τ")
-            top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (0 = all)")
+            max_new = checked_slider(8, limit, value=128, step=8, label="max new tokens")
+            temperature = checked_slider(0.05, 1.5, value=0.5, step=0.05, label="temperature τ")
+            top_k = checked_slider(0, 200, value=50, step=1, label="top-k (0 = all)")
             seed = gr.Number(0, label="seed")
         note, box = decoding_mode(st, model.value)
         with gr.Row():
@@ -217,14 +282,21 @@ def build(st: Studio, model, run_state) -> None:
     with gr.Row():
         json_file = gr.File(label="trace.json")
         csv_file = gr.File(label="trace.csv")
-        export_btn = gr.Button("Export trace")
+        with gr.Column():
+            export_btn = gr.Button("Export trace", elem_id="export")
+            open_btn = gr.UploadButton("Open a trace", file_types=[".json"], elem_id="open-trace")
+            share_btn = gr.Button("Share", elem_id="share")
+    with gr.Row():
+        share_key = gr.Textbox(visible=False)
+        share_link = gr.Textbox(label="Share link (opens this trace in any browser)", elem_id="share-link",
+                                buttons=["copy"], interactive=False)
     gr.Markdown("**Gate counterfactual**: decode again (same seed and settings) and, from step k on, force "
                 "the gate to a (1 = tokens only, 0 = latent only) or scale the latent h.")
     with gr.Row():
         k = gr.Number(0, label="from step k", elem_id="cf-k")
         what = gr.Radio(COUNTERFACTUALS, value=COUNTERFACTUALS[0], label="counterfactual")
-        cf_a = gr.Slider(0, 1, value=1, step=0.05, label="gate a (1 = tokens only, 0 = latent only)")
-        cf_scale = gr.Slider(0, 3, value=0, step=0.1, label="latent scale (h ×)")
+        cf_a = checked_slider(0, 1, value=1, step=0.05, label="gate a (1 = tokens only, 0 = latent only)")
+        cf_scale = checked_slider(0, 3, value=0, step=0.1, label="latent scale (h ×)")
         replay_btn = gr.Button("Replay from step k", elem_id="replay")
     replay_md = gr.Markdown(elem_id="replay-summary")
     replay_diff = gr.HTML(elem_id="replay-diff")
@@ -239,5 +311,10 @@ def build(st: Studio, model, run_state) -> None:
               api_name="generate")
     table.select(make_step_details(st), [run_state], [details, k], api_visibility="private")
     export_btn.click(download_trace, [run_state], [json_file, csv_file], api_name="export")
+    outputs = [tokens, chart, table, run_state, run_status]
+    open_btn.upload(make_open(st), open_btn, outputs, api_name="load_trace")
+    share_btn.click(make_share(st), [run_state], [share_key, share_link], api_name="share_trace").then(
+        None, [share_key, share_link], share_link, js=SHARE_JS)
     replay_btn.click(make_replay(st), [model, run_state, k, what, cf_a, cf_scale, *sampling],
                      [replay_md, replay_diff, orig_text, new_text], api_name="replay")
+    return outputs

@@ -106,6 +106,17 @@ def app_url(tmp_path_factory):
 LIVE = ("tiny-random", "What is 2 + 3?", 12, 0.5, 50, 0, True, True)
 
 
+def raw_call(url: str, api: str, data: list) -> str:
+    """POST `data` to gradio's HTTP API as JSON (NaN and lone surrogates allowed, as a hostile client may send
+    them; gradio_client refuses to), then read the event stream of the call."""
+    import json
+    import urllib.request
+    req = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    event = json.load(urllib.request.urlopen(req, timeout=30))["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{api}/{event}", timeout=120).read().decode()
+
+
 def components(url) -> dict:
     """{elem_id or label: props} of the page's components, from gradio's /config."""
     import json

@@ -31,6 +31,37 @@ def test_read_jsonl_skips_partial_lines(tmp_path):
     assert read_rows(tmp_path / "missing.jsonl") == []
 
 
+def test_junk_steps_are_skipped_and_the_figure_serialises(tmp_path):
+    """A step of 1e20, NaN, -1 or 2.5 is junk (hrpo.rundir.is_row): plotly's serialiser never sees it."""
+    d = write_run(tmp_path / "r", "hrpo", [full_row(1, 0.1), {**full_row(2, 0.2), "step": 1e20},
+                                           {**full_row(3, 0.2), "step": float("nan")}, {**full_row(4, 0.2), "step": -1},
+                                           {**full_row(5, 0.2), "step": 2.5}, full_row(6, 0.3)])
+    assert [r["step"] for r in read_rows(d / "metrics.jsonl")] == [1, 6]
+    fig = dynamics.dynamics_figure(dynamics.load_runs({"r": d}))
+    assert json.loads(fig.to_json())["data"]
+
+
+def test_fifos_never_block_the_reader(tmp_path):
+    """A FIFO (or device) as train_config.json or metrics.jsonl reads as missing instead of hanging."""
+    import threading
+    d = write_run(tmp_path / "r", "hrpo", [full_row(1, 0.1)])
+    (d / "train_config.json").unlink()
+    os.mkfifo(d / "train_config.json")
+    fifo_run = tmp_path / "f"
+    fifo_run.mkdir()
+    os.mkfifo(fifo_run / "metrics.jsonl")
+    got = {}
+    reader = threading.Thread(target=lambda: got.update(mode=dynamics.run_mode(d),
+                                                        metrics=dynamics.read_metrics(fifo_run / "metrics.jsonl"),
+                                                        runs=dynamics.load_runs({"r": d, "f": fifo_run})),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), "a FIFO blocked the dynamics reader"
+    assert got["mode"] == "" and len(got["metrics"]) == 0
+    assert list(dynamics.discover(None, tmp_path)) == ["runs/r"]
+
+
 def test_discover_and_modes(tmp_path):
     write_run(tmp_path / "ck" / "hrpo-ck", "hrpo", [full_row(1, 0.1)], config="config.json")
     (tmp_path / "ck" / "no-metrics").mkdir()

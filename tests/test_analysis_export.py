@@ -28,6 +28,20 @@ def test_csv_round_trip_is_exact():
     assert back[0].answer == "" and back[1].answer is None and back[1].steps == []
 
 
+def test_a_lone_carriage_return_stays_in_its_row():
+    """A token that is a lone CR (or holds one) is quoted, so any CSV reader sees one row per step."""
+    import csv
+    import io
+    steps = [Step(i, tok, 7 + i, True, 0.5, 0.1, -0.2, 1.0) for i, tok in enumerate(["\r", "a\rb", "\r\n", "x"])]
+    trace = Trace(prompt="p\rq", prompt_ids=[1], token_ids=[s.token_id for s in steps], steps=steps,
+                  text="\ra\rb\r\nx", answer=None, finish="eos", hybrid=True)
+    text = traces_to_csv([trace])
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 + 4 and {len(r) for r in rows} == {len(rows[0])}
+    back = traces_from_csv(text)[0]
+    assert back.steps == steps and back.prompt == trace.prompt and back.text == trace.text
+
+
 def test_csv_is_one_row_per_step():
     df = traces_frame(handmade())
     assert len(df) == 9 + 1 and {"trace", "index", "token", "gate_a", "hidden_ratio", "thinking"} <= set(df.columns)
@@ -59,15 +73,17 @@ def test_bad_inputs(bad, exc):
 
 def test_effective_vocabulary_in_steps_csv_json_and_generate_json(tiny):
     """eff_vocab = 1 / sum(p^2): between 1 and k, exact against the kept top-k probabilities."""
-    from hrpo.cli import trace_json
-    tr = rollout(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, top_k=5, seed=1), keep_states=True)[0]
+    from hrpo import trace_file
+    from hrpo.rollout import Decoder
+    dec = Decoder(tiny, ["What is 2 + 3?"], RolloutConfig(max_new_tokens=6, top_k=5, seed=1), keep_states=True)
+    tr = dec.run()[0]
     for s, p in zip(tr.steps, tr.top_probs):
         assert 1.0 <= s.eff_vocab <= 5.0 + 1e-4
         assert s.eff_vocab == pytest.approx(1.0 / float((p.double() ** 2).sum()), rel=1e-4)
     assert "eff_vocab" in traces_frame([tr]).columns
     assert json.loads(traces_to_json([tr]))[0]["steps"][0]["eff_vocab"] == tr.steps[0].eff_vocab
-    assert [st["eff_vocab"] for st in trace_json(tiny, tr, "tiny-random", "q")["steps"]] == \
-        [s.eff_vocab for s in tr.steps]
+    saved = json.loads(trace_file.dump(trace_file.of_decode(tiny, "tiny-random", dec, "q")))
+    assert [st["eff_vocab"] for st in saved["steps"]] == [s.eff_vocab for s in tr.steps]
 
 
 def test_csv_without_eff_vocab_still_reads():

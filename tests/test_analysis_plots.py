@@ -7,6 +7,7 @@ from analysis import plots
 from analysis.gates import position_summary, step_frame
 from analysis.lengths import length_summary, length_table, paired_differences
 from hrpo.rollout import Step, Trace
+from hrpo.trace_file import readable_pieces
 
 
 def tr(n, think):
@@ -85,8 +86,8 @@ def test_tokens_html_joins_characters_split_over_byte_tokens(tiny):
     steps = [Step(i, tiny.piece(t), t, "####" not in tok.decode(ids[:i]), 0.99, 0.1, -0.1, 0.2)
              for i, t in enumerate(ids)]
     assert any("\ufffd" in s.token for s in steps)                     # the case this is about
-    pieces = plots.readable_pieces(steps, tok.decode)
+    pieces = readable_pieces(steps, tok.decode)
     assert "".join(pieces) == "小明有5个苹果 #### 8" and "\ufffd" not in "".join(pieces)
-    assert plots.readable_pieces(steps) == [s.token for s in steps]
+    assert readable_pieces(steps) == [s.token for s in steps]
     page = plots.tokens_html(steps, tok.decode)
     assert page.count("class='tok'") == len(steps) and all(c in page for c in "小明苹果") and "\ufffd" not in page

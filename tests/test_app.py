@@ -2,18 +2,15 @@
 import json
 import os
 import time
-import urllib.request
 
 import pytest
 
 from bench import app_process as process
-from conftest import LIVE, components, start_app
+from conftest import LIVE, components, raw_call, start_app
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
 
 gradio_client = pytest.importorskip("gradio_client")
-
-
 
 
 def test_streamed_generation_export_and_replay(app_url):
@@ -32,6 +29,25 @@ def test_streamed_generation_export_and_replay(app_url):
     json_path, csv_path = client.predict(api_name="/export")
     assert json_path.endswith("trace.json") and open(csv_path).read().startswith("trace")
     assert "eff_vocab" in open(csv_path).readline()
+    fresh = gradio_client.Client(app_url, verbose=False)            # another visitor opens the exported file
+    tokens2, chart2, table2, status2 = fresh.predict(gradio_client.handle_file(json_path), api_name="/load_trace")
+    assert (tokens2, status2, table2["data"]) == (tokens_html, status, table["data"])
+    assert json.loads(chart2["plot"])["data"] == json.loads(chart["plot"])["data"]
+    summary, *_ = fresh.predict("tiny-random", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
+                                api_name="/replay")                 # replays work on an opened trace
+    assert "Replay from step 4" in summary and "no divergence" in summary
+    key, link = client.predict(api_name="/share_trace")
+    assert link == f"?trace={key}" and len(key) == 32
+
+    before = fresh.predict(api_name="/share_trace")[0]                 # the opened trace is fresh's run state
+    for content, says in [("not json", "not JSON"), (json.dumps({"format": "hrpo-trace", "version": 2}),
+                                                      "this trace file is version 2")]:
+        path = os.path.join(os.path.dirname(json_path), f"bad-{len(content)}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(content)
+        with pytest.raises(Exception, match=says):
+            fresh.predict(gradio_client.handle_file(path), api_name="/load_trace")
+    assert fresh.predict(api_name="/share_trace")[0] == before == key  # a bad file changed nothing
     summary, diff, orig, new = client.predict("tiny-random", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
                                               api_name="/replay")
     assert "Replay from step 4 with the gate forced to a = 1" in summary and orig and "original" in diff
@@ -89,15 +105,6 @@ def test_bad_input_is_one_clear_message(app_url):
         client.predict("no-such-model", "hi", 12, 0.5, 50, 0, True, True, api_name="/generate")
 
 
-def raw_call(url: str, api: str, data: list) -> str:
-    """POST `data` to gradio's HTTP API as JSON (NaN and lone surrogates allowed, as a hostile client may send
-    them; gradio_client refuses to), then read the event stream of the call."""
-    req = urllib.request.Request(f"{url}gradio_api/call/{api}", data=json.dumps({"data": data}).encode(),
-                                 headers={"Content-Type": "application/json"})
-    event = json.load(urllib.request.urlopen(req, timeout=30))["event_id"]
-    return urllib.request.urlopen(f"{url}gradio_api/call/{api}/{event}", timeout=120).read().decode()
-
-
 def test_hostile_raw_api_input_is_one_clear_message(app_url):
     out = raw_call(app_url, "generate", ["tiny-random", "hi", 8, 0.5, 50, float("nan"), True, True])
     assert "seed must be a finite number" in out
@@ -105,10 +112,18 @@ def test_hostile_raw_api_input_is_one_clear_message(app_url):
     assert "lone surrogate" in out
     out = raw_call(app_url, "train_start", ["tiny-random", "arith", "hrpo", float("inf"), 2, 1, 1e-3, 6, "x"])
     assert "steps must be a finite number" in out
+    for bad in ("abc", None):                       # a slider's value that is no number: one line, not null
+        out = raw_call(app_url, "generate", ["tiny-random", "hi", bad, 0.5, 50, 0, True, True])
+        assert f"max new tokens must be a number, got {bad!r}" in out, out
+    assert "done: 8 tokens" in raw_call(app_url, "generate", ["tiny-random", "hi", "8", 0.5, 50, 0, True, True])
+    assert "moving average (steps) must be a finite number" in raw_call(app_url, "dynamics", [[], float("nan")])
+    assert "moving average (steps) must be a number" in raw_call(app_url, "dynamics", [[], "abc"])
+    out = raw_call(app_url, "dynamics_runs", [None])                  # null: no selection, not an error
+    assert "event: complete" in out and "event: error" not in out, out
     api = gradio_client.Client(app_url, verbose=False).view_api(print_info=False, return_format="dict")
     assert set(api["named_endpoints"]) == {                   # the public API; UI-only events stay private
-        "/generate", "/export", "/replay", "/latent_map", "/compare", "/dynamics", "/dynamics_runs", "/train_start",
-        "/train_stop", "/train_resume", "/train_status", "/refresh_models"}
+        "/generate", "/export", "/load_trace", "/share_trace", "/replay", "/latent_map", "/compare", "/dynamics",
+        "/dynamics_runs", "/train_start", "/train_stop", "/train_resume", "/train_status", "/refresh_models"}
 
 
 def test_compare(app_url):
@@ -151,6 +166,8 @@ def test_hosted_mode_limits(tmp_path):
         assert "done: 12 tokens" in out[3]
         with pytest.raises(Exception, match="limit here is 2000"):
             client.predict("tiny-random", "x" * 2500, 12, 0.5, 50, 0, True, True, api_name="/generate")
+        with pytest.raises(Exception, match=r"\(\d+ tokens; the limit here is 1024\)"):   # 1,500 characters
+            client.predict("tiny-random", "\U0001d7d8" * 1500, 12, 0.5, 50, 0, True, True, api_name="/generate")
         with pytest.raises(Exception, match="not allowed|not in the list of choices"):   # gradio's check, then ours
             client.predict("default", "hi", 12, 0.5, 50, 0, True, True, api_name="/generate")
         with pytest.raises(Exception, match="training is switched off"):

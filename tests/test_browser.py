@@ -3,7 +3,8 @@ as a new user meets it, each step asserted on what the page shows:
   Live: opens on the shipped HRPO checkpoint with a one-line hint in the empty chart; run a prompt,
         streamed tokens, the gate / entropy / effective-vocabulary chart; select a step (details, and it
         becomes step k); a gate counterfactual replay from it (summary and the side-by-side diff); a GRPO
-        checkpoint picked: plain decoding, the hybrid box off and disabled
+        checkpoint picked: plain decoding, the hybrid box off and disabled; Export, then Share: the link opens
+        the same trace in a fresh browser context
   Latent map: hint, then the map of the trace with its path and nearest-token cluster labels
   Compare: base, GRPO and HRPO pre-selected, 2 problems: summary rows and completions per model
   Training dynamics: the shipped checkpoints' curves (or the hint that they have no metrics.jsonl yet)
@@ -123,6 +124,35 @@ def test_live_tab(browser_page):
     page.locator("#model input").fill(HRPO)
     page.locator("#model input").press("Enter")
     wait_text(page, "#decoding-mode", "trained gate", 30000)
+
+
+def test_live_trace_export_and_share_link(browser_page):
+    """Export gives trace.json; Share gives a link that opens the same trace in a fresh browser context (no
+    cookies, no session): the same tokens, status and steps table."""
+    page, _ = browser_page
+    run_live(page)
+    page.get_by_role("tab", name="Live reasoning").click()
+    page.click("#export")
+    page.wait_for_function("document.body.innerText.includes('trace.json') && "
+                           "document.querySelectorAll('a[download]').length >= 2", timeout=60000)
+    page.click("#share")
+    page.wait_for_function("document.querySelector('#share-link textarea, #share-link input') && "
+                           "(document.querySelector('#share-link textarea, #share-link input').value || '')"
+                           ".includes('?trace=')", timeout=60000)
+    link = page.locator("#share-link textarea, #share-link input").first.input_value()
+    tokens, status = page.locator("#tokens").inner_text(), page.locator("#run-status").inner_text()
+    steps = page.locator("#steps").inner_text()
+    fresh = page.context.browser.new_context(viewport={"width": 1280, "height": 1500})
+    try:
+        other = fresh.new_page()
+        other.goto(link, timeout=30000)
+        other.wait_for_function("document.querySelectorAll('#tokens .tok').length >= 1", timeout=120000)
+        wait_text(other, "#run-status", "done:", 60000)
+        assert other.locator("#tokens").inner_text() == tokens
+        assert other.locator("#run-status").inner_text() == status
+        assert other.locator("#steps").inner_text() == steps
+    finally:
+        fresh.close()
 
 
 def test_latent_map_tab(browser_page):

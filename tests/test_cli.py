@@ -8,19 +8,21 @@ from conftest import run_cli
 
 @pytest.mark.slow
 def test_generate_json_schema():
+    """--json prints the trace file (hrpo/trace_file.py): a real subprocess, its output read back."""
+    from hrpo import trace_file
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "What is 2+2?",
                   "--max-new-tokens", "8", "--seed", "1", "--json")
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
-    assert set(out) == {"model", "prompt", "completion", "answer", "num_tokens", "hybrid", "token_ids", "dtype",
-                        "device", "steps"}
-    assert out["model"] == "tiny-random" and out["prompt"] == "What is 2+2?" and out["hybrid"] is True
-    assert out["device"] == "cpu" and out["dtype"] in ("float32", "bfloat16")
-    assert out["num_tokens"] == len(out["token_ids"]) == len(out["steps"]) == 8
+    assert list(out) == ["format", "version", "model", "model_mode", "decoding", "question", "prompt", "prompt_ids",
+                         "token_ids", "text", "answer", "finish", "hybrid", "tokens_per_s", "steps", "tensors"]
+    assert out["model"] == "tiny-random" and out["question"] == "What is 2+2?" and out["hybrid"] is True
+    assert out["decoding"]["max_new_tokens"] == 8 and out["decoding"]["seed"] == 1
+    assert len(out["token_ids"]) == len(out["steps"]) == 8 and set(out["tensors"]) == set(trace_file.TENSORS)
     assert out["answer"] is None or isinstance(out["answer"], str)
     for i, s in enumerate(out["steps"]):
         assert set(s) == {"index", "token", "token_id", "thinking", "gate_a", "hidden_ratio", "logprob",
-                          "entropy", "eff_vocab", "nearest"}
+                          "entropy", "eff_vocab", "nearest", "shown"}
         assert s["index"] == i and s["token_id"] == out["token_ids"][i]
         assert 0 < s["gate_a"] <= 1 and 0 <= s["hidden_ratio"] < 1 and s["logprob"] <= 0
         if s["thinking"]:
@@ -28,6 +30,7 @@ def test_generate_json_schema():
             assert all(isinstance(t, str) and -1 <= c <= 1 for t, c in s["nearest"])
         else:
             assert s["nearest"] == []
+    assert trace_file.dump(trace_file.loads(res.stdout.strip())) == res.stdout.strip()
 
 
 @pytest.mark.slow
@@ -35,7 +38,7 @@ def test_generate_json_without_hybrid_and_raw():
     res = run_cli("hrpo", "generate", "--model", "tiny-random", "--prompt", "2+2=", "--raw", "--no-hybrid",
                   "--greedy", "--max-new-tokens", "4", "--dtype", "bfloat16", "--json")
     out = json.loads(res.stdout)
-    assert out["hybrid"] is False and out["dtype"] == "bfloat16" and out["device"] == "cpu"
+    assert out["hybrid"] is False and out["decoding"]["hybrid"] is False and "latents" not in out["tensors"]
     assert all(not s["thinking"] and s["gate_a"] == 1.0 and s["nearest"] == [] for s in out["steps"])
 
 

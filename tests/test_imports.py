@@ -193,3 +193,18 @@ def test_the_design_layout_names_every_core_module():
     core = layout[layout.index("hrpo/ "):layout.index("analysis/ ")]
     modules = sorted(p.name for p in (ROOT / "hrpo").glob("*.py") if not p.name.startswith("__"))
     assert [m for m in modules if m not in core] == []
+
+
+def test_building_the_app_writes_nothing_into_the_checkout():
+    """Gradio writes a .pyi stub beside the module of any component subclass it sees defined: the app wraps
+    component instances instead (studio.common.checked_slider), so building it leaves the checkout as it was."""
+    import app
+    from studio.common import Studio
+    from studio.jobs import JobManager
+    stubs = lambda: sorted([*ROOT.glob("*.pyi"), *(p for d in ("studio", "hrpo", "analysis")  # noqa: E731
+                                                  for p in (ROOT / d).rglob("*.pyi"))])
+    before = stubs()
+    st = Studio.create(ROOT, {"HRPO_MODEL": "tiny-random"})
+    assert isinstance(st.jobs, JobManager)
+    app.build(st)
+    assert stubs() == before == []

