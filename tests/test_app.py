@@ -36,6 +36,7 @@ def test_streamed_generation_export_and_replay(app_url):
     summary, *_ = fresh.predict("tiny-random", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
                                 api_name="/replay")                 # replays work on an opened trace
     assert "Replay from step 4" in summary and "no divergence" in summary
+    assert fresh.predict("tiny-random", "step", "off", api_name="/latent_map")["type"] == "plotly"   # and the map
     key, link = client.predict(api_name="/share_trace")
     assert link == f"?trace={key}" and len(key) == 32
 
