@@ -13,6 +13,7 @@ from hrpo.config import ConfigError, TrainConfig, recipe, recipes
 
 SHIPPED = ["smollm2-arith-grpo", "smollm2-arith-hrpo"]
 STUDY = ["smollm2-forms-grpo", "smollm2-forms-hrpo"]      # docs/forms_study.md: the candidates to replace them
+MULTI = ["gemma3-270m-multi-grpo", "gemma3-270m-multi-hrpo"]      # issue 36: the multilingual pair
 # what makes the recipe: everything but where the run is written
 MATTERS = ["model", "task", "mode", "steps", "group_size", "batch_prompts", "grad_accum", "max_new_tokens",
            "temperature", "top_k", "lr", "gate_lr", "lambda_lr", "weight_decay", "decay_gate", "adam_beta1",
@@ -35,11 +36,11 @@ def test_recipe_file_is_the_shipped_checkpoints_train_config(name):
 
 
 def test_recipe_helper_lists_overrides_and_refuses():
-    assert recipes() == sorted(SHIPPED + STUDY)
+    assert recipes() == sorted(SHIPPED + STUDY + MULTI)
     cfg = recipe("smollm2-arith-hrpo", out="runs/mine", steps=50)
     assert (cfg.out, cfg.steps, cfg.lr, cfg.lora_rank) == ("runs/mine", 50, 1e-4, 8)
     assert dataclasses.replace(cfg, out="runs/smollm2-arith-hrpo", steps=300) == recipe("smollm2-arith-hrpo")
-    with pytest.raises(ConfigError, match="unknown recipe 'nope'; known: smollm2-arith-grpo, smollm2-arith-hrpo, "):
+    with pytest.raises(ConfigError, match="unknown recipe 'nope'; known: gemma3-270m-multi-grpo, "):
         recipe("nope")
     with pytest.raises(ConfigError, match="unknown recipe"):
         recipe("../checkpoints/smollm2-arith-hrpo/config")
@@ -58,3 +59,15 @@ def test_forms_recipes_differ_from_the_shipped_one_only_where_the_study_says(mod
     assert changed == {"task": "forms", "out": f"runs/smollm2-forms-{mode}", "stop": "answer", "max_new_tokens": 96,
                        "gate_lr": 0.03, "gate_weight_decay": 0.0, "save_every": 50, "keep_checkpoints": 10,
                        "eval_every": 100, "eval_limit": 300, "dtype": "float32"}
+
+
+@pytest.mark.parametrize("mode", ["hrpo", "grpo"])
+def test_multilingual_recipes_are_the_forms_study_on_gemma(mode):
+    """Gemma 3 270M on the `multi` task: the forms study's recipe but for the model, the task, the plain prompt
+    format (a base model's completion prompt carries the worked example), 64 new tokens (one-line answers) and
+    checkpoints every 25 updates (a Gemma step costs about twice a SmolLM2 one, docs/PERFORMANCE.md)."""
+    old, new = recipe(f"smollm2-forms-{mode}").to_dict(), recipe(f"gemma3-270m-multi-{mode}").to_dict()
+    changed = {k: new[k] for k in new if new[k] != old[k]}
+    assert changed == {"model": "gemma3-270m", "task": "multi", "out": f"runs/gemma3-270m-multi-{mode}",
+                       "prompt_format": "plain", "max_new_tokens": 64, "save_every": 25, "eval_limit": 220}
+
