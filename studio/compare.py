@@ -12,7 +12,7 @@ from hrpo.config import RolloutConfig
 from .common import Studio, checked_choices, checked_slider, number, user_error
 from .gpu import compare_seconds, gpu_task
 
-TASKS = ["arith", "gsm8k", *[f"mgsm:{x}" for x in "en zh ja ru de fr es bn te th sw".split()]]
+TASKS = ["arith", "gsm8k", *[f"mgsm:{x}" for x in "en zh ja ru de fr es bn te th sw".split()], "multi:heldout"]
 
 
 def make_compare(st: Studio):

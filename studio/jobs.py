@@ -65,8 +65,8 @@ class JobManager:
         self.runs_dir = Path(runs) if runs is not None else runs_dir()
         self.state_file = self.runs_dir / "job.json"
 
-    STATE_FIELDS = {"pid": int, "created": (int, float), "out": str, "steps": int, "mode": str, "model": str,
-                    "task": str, "started": (int, float), "cmd": list}
+    STATE_FIELDS = {"pid": int, "out": str, "steps": int, "mode": str, "model": str, "task": str, "cmd": list}
+    OPTIONAL_FIELDS = {"created": (int, float), "started": (int, float)}
 
     def _state(self) -> dict | None:
         """The last job's record, or None when there is none or job.json is not a record of ours (unreadable,
@@ -78,7 +78,8 @@ class JobManager:
         except (OSError, ValueError):
             return None
         ok = isinstance(st, dict) and all(isinstance(st.get(k), t) and not isinstance(st.get(k), bool)
-                                          for k, t in self.STATE_FIELDS.items())
+                                          for k, t in self.STATE_FIELDS.items()) and \
+            all(isinstance(st[k], t) for k, t in self.OPTIONAL_FIELDS.items() if k in st)
         return st if ok else None
 
     def running(self) -> bool:

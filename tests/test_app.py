@@ -3,6 +3,7 @@ import json
 import os
 import time
 
+import httpx
 import pytest
 
 from bench import app_process as process
@@ -49,6 +50,9 @@ def test_streamed_generation_export_and_replay(app_url):
         with pytest.raises(Exception, match=says):
             fresh.predict(gradio_client.handle_file(path), api_name="/load_trace")
     assert fresh.predict(api_name="/share_trace")[0] == before == key  # a bad file changed nothing
+    # an upload over 16 MB never reaches the app
+    big = httpx.post(app_url + "gradio_api/upload", files={"files": ("big.json", b" " * (17 * 2**20))}, timeout=60)
+    assert big.status_code == 413, big.text
     summary, diff, orig, new = client.predict("tiny-random", 4, "force gate a", 1.0, 0.0, 12, 0.5, 50, 0, True, True,
                                               api_name="/replay")
     assert "Replay from step 4 with the gate forced to a = 1" in summary and orig and "original" in diff

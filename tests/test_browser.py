@@ -211,13 +211,11 @@ def test_train_tab(browser_page):
     assert page.get_by_label("steps", exact=True).input_value() == "300"
 
 
-def test_the_app_opens_on_a_saved_trace(tmp_path):
+def test_the_app_opens_on_a_saved_trace(browser_page, tmp_path):
     """`python -m hrpo generate ... --save FILE`, then `HRPO_TRACE=FILE python app.py`: a new visitor's page opens
     on that trace (its tokens, steps and status); `app.py --trace` with a bad file is one line, exit 2."""
     import subprocess
     import sys
-
-    from playwright.sync_api import sync_playwright
     saved = tmp_path / "t.json"
     subprocess.run([sys.executable, "-m", "hrpo", "generate", "--model", "tiny-random", "--prompt", "What is 2 + 3?",
                     "--max-new-tokens", "10", "--save", str(saved)], cwd=ROOT, check=True, capture_output=True)
@@ -226,16 +224,15 @@ def test_the_app_opens_on_a_saved_trace(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "not an hrpo-trace file" in bad.stderr and "Traceback" not in bad.stderr
     app, url = start_app(tmp_path / "app.log", HRPO_MODEL="tiny-random", HRPO_TRACE=str(saved))
-    try:
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 1500})
-            page.goto(url, timeout=30000)
-            wait_text(page, "#run-status", "done: 10 tokens", 120000)
-            assert page.locator("#tokens .tok").count() == 10
-            assert page.locator('#steps [data-testid="cell-9-0"]').inner_text().strip() == "9"     # 10 step rows
-            browser.close()
+    context = browser_page[0].context.browser.new_context(viewport={"width": 1280, "height": 1500})
+    try:                                                    # the module's Chromium, a context of its own
+        page = context.new_page()
+        page.goto(url, timeout=30000)
+        wait_text(page, "#run-status", "done: 10 tokens", 120000)
+        assert page.locator("#tokens .tok").count() == 10
+        assert page.locator('#steps [data-testid="cell-9-0"]').inner_text().strip() == "9"         # 10 step rows
     finally:
+        context.close()
         app.terminate()
         app.wait(timeout=30)
 
