@@ -12,6 +12,7 @@ Test: pytest tests/test_jobs.py tests/test_reliability_jobs.py
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,10 @@ from hrpo.config import TrainConfig
 from hrpo.rundir import has_run, read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
+# A job that ended before its last step failed when its log's tail shows a traceback, its last line
+# ("RuntimeError: ..."; a long traceback's header may be out of the tail), the CLI's "error: ..." or a kill.
+FAILURE = re.compile(r"Traceback \(most recent call last\)|^\w*(Error|Exception|Interrupt)\b|^error: |^Killed",
+                     re.MULTILINE)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -37,17 +42,22 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+START_SLACK_S = 30.0
+
+
 def job_process(st: dict | None):
     """The psutil.Process of a job record when that very process still runs, else None.
 
-    It must have the recorded pid, start time (to 1 s) and command line; anything else holding the
-    pid now (a reboot, pid reuse) is not the job."""
+    It must have the recorded pid and command line, and a start time within START_SLACK_S of the record's;
+    anything else holding the pid now (a reboot, pid reuse) is not the job.  The slack is wide because a start
+    time in epoch seconds moves with the system clock: psutil adds /proc/stat's btime, which an NTP slew or
+    step changes while the job runs, by a second or more."""
     import psutil
     if not st or not st.get("pid") or not pid_alive(st["pid"]):
         return None
     try:
         proc = psutil.Process(st["pid"])
-        same = abs(proc.create_time() - st.get("created", -1.0)) < 1.0 and proc.cmdline() == st.get("cmd")
+        same = abs(proc.create_time() - st.get("created", -1.0)) < START_SLACK_S and proc.cmdline() == st.get("cmd")
         return proc if same and proc.status() != psutil.STATUS_ZOMBIE else None
     except psutil.Error:
         return None
@@ -154,7 +164,7 @@ class JobManager:
             state = "running"
         elif step >= st["steps"]:
             state = "finished"
-        elif "error:" in tail or "Traceback" in tail:
+        elif FAILURE.search(tail):
             state = "failed"
         else:
             state = "stopped"

@@ -57,3 +57,22 @@ def test_status_skips_junk_in_metrics(tmp_path):
     assert [m["step"] for m in read_rows(Path(out) / "metrics.jsonl")] == [1, 2]
     st = JobManager(runs).status()
     assert st["state"] == "stopped" and st["step"] == 2 and st["eta_s"] is None
+
+
+@pytest.mark.parametrize("tail, state", [
+    ("step 1/5 reward 0.5\n", "stopped"),
+    ("Traceback (most recent call last):\n  File x\nValueError: bad\n", "failed"),
+    ('  File "x.py", line 1, in f\n' * 200 + "RuntimeError: out of memory\n", "failed"),   # header out of the tail
+    ("error: --steps must be >= 1, got 0\n", "failed"),
+    ("step 1/5 reward 0.5\nKilled\n", "failed"),
+    ("step 1/5 reward 0.5 (no error: none)\n", "stopped"),
+])
+def test_an_ended_job_reads_failed_only_on_a_failure_in_its_log(tmp_path, tail, state):
+    import json
+    runs, out = tmp_path / "runs", tmp_path / "runs" / "j"
+    out.mkdir(parents=True)
+    (out / "metrics.jsonl").write_text('{"step": 1, "step_seconds": 2.0}\n')
+    (out / "train.log").write_text(tail)
+    (runs / "job.json").write_text(json.dumps({"pid": 0, "out": str(out), "steps": 5, "mode": "hrpo",
+                                               "model": "tiny-random", "task": "arith", "cmd": []}))
+    assert JobManager(runs).status()["state"] == state

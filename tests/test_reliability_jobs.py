@@ -58,6 +58,16 @@ def test_stop_never_signals_a_process_that_is_not_the_job(tmp_path, sleeper, ext
     assert sleeper.poll() is None                         # the unrelated process lives on
 
 
+def test_the_job_is_still_the_job_after_the_clock_moves(tmp_path, sleeper):
+    """Epoch start times move with the system clock (NTP): a record a few seconds off is still this process."""
+    jobs = JobManager(tmp_path / "runs")
+    record = stale_record(jobs.runs_dir, sleeper.pid, created=psutil.Process(sleeper.pid).create_time() + 5.0)
+    record["cmd"] = psutil.Process(sleeper.pid).cmdline()
+    (jobs.runs_dir / "job.json").write_text(json.dumps(record))
+    assert jobs.running() and jobs.status()["state"] == "running"
+    assert jobs.stop() and sleeper.wait(timeout=10) == -15          # the job itself is signalled (SIGTERM)
+
+
 @pytest.mark.parametrize("content", ['{"error": null}', "[1, 2]", '"text"', "null", "{not json",
                                      '{"pid": "12", "created": 1, "out": "x", "steps": 2, "mode": "hrpo", '
                                      '"model": "m", "task": "arith", "started": 1, "cmd": []}'])
