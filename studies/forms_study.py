@@ -9,8 +9,9 @@ in advance whether the new pair replaces the shipped one.
     python -m studies.forms_study decide                     # the rule: ship or keep, and why
 
 Runs: $HRPO_STUDY_RUNS (default ~/hrpo-runs/forms), named hrpo-sN / grpo-sN; evaluation rows under
-<runs>/eval.  Selection reads each run's eval.jsonl (greedy accuracy on `forms` valid, 300 problems, logged
-every 100 updates by the trainer); the checkpoint of the best step is evaluated (ties: the later step).
+<runs>/eval.  Only finished runs are evaluated.  Selection reads each run's eval.jsonl (greedy accuracy on
+`forms` valid, 300 problems, logged every 100 updates by the trainer); the checkpoint of the best step is
+evaluated (ties: the later step).
 
 The rule (`decide`; issue "the shipped models as a visitor meets them", item 5): replace the shipped pair when
   1. the new HRPO model is at least the old one on the arith test split, and
@@ -51,6 +52,15 @@ def select(runs: Path) -> dict:
     return out
 
 
+def finished(run: Path) -> bool:
+    """The run holds its last checkpoint (train_config.json's steps): its selection can no longer change."""
+    try:
+        steps = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["steps"]
+        return (run / "checkpoints" / f"step-{int(steps):06d}" / "config.json").is_file()
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def decide(acc: dict, pooled_diff: dict, shipped: dict) -> tuple[bool, list[str]]:
     """The rule of the module doc.  acc[model][set]: point accuracy of "hrpo-new", "grpo-new", "hrpo-old";
     pooled_diff[set]: (mean, low, high) of the three-seed paired HRPO - GRPO difference; shipped: the sets.
@@ -85,6 +95,9 @@ def cmd_eval(args) -> None:
             (ev / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     models = [f"{name}={spec}" for name, spec in OLD.items()]
     for name, sel in select(runs).items():
+        if not finished(runs / name):
+            print(f"{name}: still training (its selection may change), not evaluated yet", flush=True)
+            continue
         models.append(f"{name}={sel['checkpoint']}")
         if name.startswith("hrpo"):
             models.append(f"{name.replace('-s', '-plain-s')}={sel['checkpoint']}")     # latents off at inference

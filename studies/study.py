@@ -1,10 +1,10 @@
 """Issue-10 study: held-out evaluation of base / GRPO / HRPO models and its bootstrap report.
 
 `run` evaluates each NAME=SPEC model (greedy, fp32, the checkpoints' own sampling settings) on each held-out
-set and keeps every row (one JSONL per model and set, skipped when already there, so it resumes); for hybrid
-models it also records the hidden ratio of thinking tokens by token type.  `report` prints accuracy with a
-95% bootstrap interval over problems and seeds (models named MODE-...-sSEED are pooled per MODE prefix given
-with --group), the paired HRPO - GRPO difference, lengths and hidden ratios, as Markdown.
+set and keeps every row (one JSONL per model and set; skipped when there for the same spec, so it resumes);
+for hybrid models it also records the hidden ratio of thinking tokens by token type.  `report` prints
+accuracy with a 95% bootstrap interval over problems and seeds (models named MODE-...-sSEED are pooled per
+MODE prefix given with --group), the paired HRPO - GRPO difference, lengths and hidden ratios, as Markdown.
 
     python -m studies.reworded_arith --n 300 --out runs/eval/reworded.jsonl
     python -m studies.study run --out runs/eval/study --limit 300 \
@@ -60,11 +60,12 @@ def cmd_run(args) -> None:
     out.mkdir(parents=True, exist_ok=True)
     sets = {set_name(s): load_task(s, "test", limit=args.limit).problems for s in args.sets.split(",")}
     for item in args.models:
-        name, spec = item.split("=", 1)
-        spec, _, r_min = spec.partition("@r")            # default@r0.95: the base with a fresh gate at r_min 0.95
+        name, given = item.split("=", 1)
+        spec, _, r_min = given.partition("@r")           # default@r0.95: the base with a fresh gate at r_min 0.95
         hybrid = "-plain" not in name              # a GRPO checkpoint decodes plain anyway (decoding_config)
-        if all((out / f"{name}__{s}.jsonl").exists() for s in sets):
+        if all((out / f"{name}__{s}.jsonl").exists() for s in sets) and evaluated_spec(out, name) == given:
             continue
+        (out / f"{name}.spec").write_text(given, encoding="utf-8")   # rows of another spec are redone
         torch.manual_seed(0)
         hm = load_model(spec, device="cpu", dtype="float32",
                         gate_config=GateConfig(r_min=float(r_min)) if r_min else None)
@@ -80,6 +81,13 @@ def cmd_run(args) -> None:
         if hybrid:
             types = gate_by_token_type(hm, next(iter(sets.values()))[:60], cfg)
             (out / f"{name}__tokentypes.json").write_text(json.dumps(types, indent=1), encoding="utf-8")
+
+
+def evaluated_spec(out: Path, name: str) -> str | None:
+    """The spec whose rows `out` holds for `name` (None before any): a name evaluated again on another
+    checkpoint (a run selected anew after more training) is evaluated anew, never read from stale rows."""
+    f = out / f"{name}.spec"
+    return f.read_text(encoding="utf-8") if f.is_file() else None
 
 
 def load_rows(out: Path, name: str, s: str) -> list[dict]:

@@ -32,3 +32,40 @@ def test_decision_rule():
     wide = {**diffs, "heldout": (0.0, -0.021, 0.03)}
     ok, lines = decide(acc, wide, SETS)
     assert not ok and "FAILS" in lines[2]                          # the interval reaches below -2 points
+
+
+def test_only_a_finished_run_is_evaluated(tmp_path):
+    from studies.forms_study import finished
+    run = tmp_path / "hrpo-s0"
+    (run / "checkpoints" / "step-000200").mkdir(parents=True)
+    (run / "checkpoints" / "step-000200" / "config.json").write_text("{}")
+    assert not finished(run)                                        # no train_config.json
+    (run / "train_config.json").write_text(json.dumps({"steps": 300}))
+    assert not finished(run)                                        # still training: step 300 missing
+    (run / "checkpoints" / "step-000300").mkdir()
+    (run / "checkpoints" / "step-000300" / "config.json").write_text("{}")
+    assert finished(run)
+    (run / "train_config.json").write_text('{"steps": "many"}')
+    assert not finished(run)
+
+
+def test_a_name_evaluated_on_another_spec_is_evaluated_anew(tmp_path, monkeypatch):
+    """Rows are reused only for the spec that made them: a run selected anew is never read from stale rows."""
+    import sys
+
+    from studies.study import evaluated_spec
+    from studies.study import main as study_main
+    out = tmp_path / "rows"
+
+    def run(spec):
+        monkeypatch.setattr(sys, "argv", ["study", "run", "--out", str(out), "--limit", "2", "--sets", "arith:2",
+                                          "--max-new-tokens", "4", f"m-plain={spec}"])
+        study_main()
+    run("tiny-random")
+    rows = out / "m-plain__arith2.jsonl"
+    assert evaluated_spec(out, "m-plain") == "tiny-random" and len(rows.read_text().splitlines()) == 2
+    rows.write_text("stale\n")
+    run("tiny-random")
+    assert rows.read_text() == "stale\n"                            # same spec: resumed, not redone
+    run("tiny-random@r0.9")
+    assert evaluated_spec(out, "m-plain") == "tiny-random@r0.9" and len(rows.read_text().splitlines()) == 2
