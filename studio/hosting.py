@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hrpo import checkpoint, rundir
+from hrpo.embedded import GEMMA3, installed_parts
 from hrpo.errors import ModelSpecError
 from hrpo.prompts import check_prompt
 
@@ -32,6 +33,11 @@ def is_checkpoint_inside(path: Path, folder: Path) -> bool:
 
 
 HOSTED_COMPARE = dict(models=4, problems=20, new_tokens=256, tokens=8192)   # per comparison, hosted
+
+
+def multilingual_base_installed() -> bool:
+    """Gemma 3 270M's packages are installed, or its GGUF is already in the cache."""
+    return GEMMA3.cache.is_file() or installed_parts(GEMMA3) is not None
 
 
 @dataclass(frozen=True)
@@ -182,12 +188,16 @@ class Host:
 
     def model_choices(self) -> list[str]:
         """The pickers' specs: the default, the shipped checkpoints (no symlink leading out), and locally the
-        latest checkpoint of each run under runs_dir; tiny-random (a test fixture) only when it is HRPO_MODEL."""
+        multilingual base (gemma3-270m, when installed; a hosted first load would de-quantise it for minutes)
+        and the latest checkpoint of each run under runs_dir; tiny-random (a test fixture) only when it is
+        HRPO_MODEL."""
         out = [self.default_model]
         if not self.hosted and self.default_model != "default":
             out.append("default")
         ckpts = self.root / "checkpoints"
         out += sorted(f"checkpoints/{p.name}" for p in ckpts.glob("*") if is_checkpoint_inside(p, ckpts))
+        if not self.hosted and multilingual_base_installed():
+            out.append(GEMMA3.name)
         if not self.hosted:
             for run in sorted(self.runs_dir.glob("*")):
                 last = rundir.latest_checkpoint(run)

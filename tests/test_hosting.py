@@ -62,6 +62,14 @@ def test_choices_and_opening_model(tree):
     assert local.compare_default(choices) == choices[:3]
 
 
+@pytest.mark.parametrize("installed", [True, False])
+def test_the_multilingual_base_is_offered_locally_when_installed(tree, monkeypatch, installed):
+    root, runs = tree
+    monkeypatch.setattr("studio.hosting.multilingual_base_installed", lambda: installed)
+    assert ("gemma3-270m" in Host(root=root, runs_dir=runs).model_choices()) is installed
+    assert "gemma3-270m" not in Host(root=root, runs_dir=runs, hosted=True).model_choices()
+
+
 def test_hosted_resolve_allows_only_checkpoints_inside(tree):
     root, runs = tree
     host = Host(root=root, runs_dir=runs, hosted=True)
