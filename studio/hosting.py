@@ -196,9 +196,8 @@ class Host:
             out.append("default")
         ckpts = self.root / "checkpoints"
         out += sorted(f"checkpoints/{p.name}" for p in ckpts.glob("*") if is_checkpoint_inside(p, ckpts))
-        if not self.hosted and multilingual_base_installed():
-            out.append(GEMMA3.name)
         if not self.hosted:
+            out += [GEMMA3.name] if multilingual_base_installed() else []
             for run in sorted(self.runs_dir.glob("*")):
                 last = rundir.latest_checkpoint(run)
                 if last is not None:
