@@ -12,6 +12,8 @@ lengths          lengths and accuracy of several models on the same prompts; run
 replay           counterfactual re-decodes (make_decoder) with the mixing off / the gate clamped from step k
 report           `python -m analysis compare`: run_compare loads each model and decodes the task; the HTML report
 unicode_scripts  Unicode-script mix of sampled and latent-neighbour tokens; compare_languages decodes MGSM problems
+crosslingual     `python -m analysis crosslingual`: per model and MGSM language, text and latent neighbours by
+                 script relative to the prompt's (run_crosslingual loads each model)
 Nothing here imports the app (studio, app.py, gradio; tests/test_imports.py).
 Test: pytest tests/test_analysis_*.py
 """

@@ -20,6 +20,7 @@ import plotly.graph_objects as go
 
 from hrpo.trace_file import readable_pieces
 
+from . import crosslingual
 from .maps import map_figure  # noqa: F401  (one import point for every figure)
 
 TEMPLATE = "plotly_white"
@@ -123,6 +124,27 @@ def script_mix_figure(mix, x: str = "model", title: str = "Script mix: sampled t
     fig = px.bar(d, x=x, y="share", color="script", facet_col="source", title=title, template=TEMPLATE,
                  hover_data=["count"])
     return fig.update_layout(barmode="stack")
+
+
+CROSSLINGUAL_COLORS = dict(zip(crosslingual.CLASSES, ("#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#c7c7c7")))
+
+
+def crosslingual_figure(classes, title: str = "Where text and latents sit, by script, relative to the prompt"):
+    """Stacked share bars of an analysis.crosslingual classes frame: one column per model, a row for the sampled
+    tokens and one for the latents' nearest tokens (thinking steps), x = the prompt's language.  A model with no
+    latent row decoded plain (a GRPO checkpoint): its lower cell stays empty and the title says so."""
+    if classes.empty:
+        return _empty(title)
+    plain = [m for m in classes["model"].unique() if not (classes[classes["model"] == m]["source"] == "latent").any()]
+    if plain:
+        title += f"<br><sup>no latents (plain decoding): {', '.join(plain)}</sup>"
+    fig = px.bar(classes, x="lang", y="share", color="class", facet_col="model", facet_row="source",
+                 title=title, template=TEMPLATE, hover_data=["count", "prompt_script"],
+                 color_discrete_map=CROSSLINGUAL_COLORS,
+                 category_orders={"class": list(CROSSLINGUAL_COLORS), "source": ["sampled", "latent"],
+                                  "model": list(classes["model"].unique())})
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    return fig.update_layout(barmode="stack", yaxis_range=[0, 1])
 
 
 def length_figure(table, kind: str = "box", title: str = "Completion length (tokens)"):

@@ -1,0 +1,111 @@
+"""The cross-lingual view: do the latents of a prompt sit near tokens of the prompt's own script, English
+(Latin) ones, or a mix?  Several models, several MGSM languages, one table and one figure.
+
+For every model (hrpo.models.load_model spec) and MGSM language, `limit` test problems are decoded through
+make_decoder with the model's decoding policy (a GRPO checkpoint decodes plain, so it has no latents); each
+thinking step's latent h = E^T p / ||p|| gets its k nearest tokens by cosine over E (analysis.projections).
+Every sampled token and every latent neighbour is put into a class *relative to the prompt*:
+
+  prompt script   the dominant letter script of the question (Thai for a Thai question)
+  Latin           Latin letters when the prompt is not in Latin script (English and the other Latin languages)
+  other script    any other letter script (Han in a Thai completion)
+  digits          decimal digits of any script
+  neutral         punctuation, spaces, symbols and byte fragments (analysis.unicode_scripts)
+
+so one bar per (model, language, source) says where the text and the latents sit, whatever the language.
+
+    python -m analysis crosslingual --models gemma3-270m,checkpoints/gemma3-270m-multi-grpo,\\
+        checkpoints/gemma3-270m-multi-hrpo --langs th,zh,ru,en --limit 10 --greedy --out reports/crosslingual
+
+Test: pytest tests/test_analysis_crosslingual.py
+"""
+import functools
+
+import pandas as pd
+
+from .unicode_scripts import DIGITS, NEUTRAL, dominant_script, token_scripts
+
+CLASSES = ("prompt script", "Latin", "other script", "digits", "neutral")
+COLUMNS = ["model", "lang", "prompt_script", "source", "class", "count", "share"]
+
+
+def relative_class(script: str, prompt_script: str) -> str:
+    """The class of a token's script relative to the prompt's (CLASSES)."""
+    if script == DIGITS:
+        return "digits"
+    if script in NEUTRAL:
+        return "neutral"
+    if script == prompt_script:
+        return "prompt script"
+    return "Latin" if script == "Latin" else "other script"
+
+
+def class_counts(tokens: pd.DataFrame, prompt_script: str) -> pd.DataFrame:
+    """(source, class, count) from a token_scripts frame: every sampled token, and the latent neighbours of
+    thinking steps (the latents that are mixed in).  Classes with no token are left out."""
+    kept = tokens[(tokens["source"] == "sampled") | tokens["thinking"]]
+    classes = kept["script"].map(lambda s: relative_class(s, prompt_script))
+    return (kept.assign(**{"class": classes}).groupby(["source", "class"], sort=True).size()
+            .rename("count").reset_index())
+
+
+def shares(counts: pd.DataFrame) -> pd.DataFrame:
+    """COLUMNS from summed counts (model, lang, prompt_script, source, class, count): share within each
+    (model, lang, source)."""
+    if counts.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    d = counts.groupby(["model", "lang", "prompt_script", "source", "class"], as_index=False, sort=False)["count"].sum()
+    d["share"] = d["count"] / d.groupby(["model", "lang", "source"])["count"].transform("sum")
+    order = {"source": ["sampled", "latent"], "class": list(CLASSES)}   # models and languages as given
+    keys = {c: pd.Categorical(d[c], categories=order.get(c, list(dict.fromkeys(d[c])))) for c in
+            ("model", "lang", "source", "class")}
+    return d.assign(**keys).sort_values(list(keys)).astype({c: object for c in keys})[COLUMNS].reset_index(drop=True)
+
+
+def run_crosslingual(specs, langs, limit: int, cfg, k: int = 5, batch_size: int = 16, load=None,
+                     on_model=None, **load_kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Decode `limit` MGSM test problems per language with every model; returns (classes, summary):
+    classes has COLUMNS; summary one row per (model, lang): problems, accuracy (right and formatted),
+    format_rate, hybrid, thinking_steps (per problem), completion_in_prompt_script (share of completions whose
+    dominant script is the question's).  Bad specs or languages raise ModelSpecError / ValueError before
+    anything decodes."""
+    from hrpo.models import check_spec
+    from hrpo.rewards import score
+    from hrpo.rollout import decoding_config
+    from hrpo.tasks import load_task
+
+    from .lengths import unique_labels
+    from .projections import trace_projections
+    from .report import decode_all
+    if not specs or not langs:
+        raise ValueError("give at least one model and one language")
+    if load is None:                                 # load given: the caller's own models
+        from hrpo.models import load_model as load
+        for spec in specs:
+            check_spec(spec)
+    problems = [(lang, p) for lang in langs for p in load_task(f"mgsm:{lang}", "test", limit=limit).problems]
+    counts, summary = [], []
+    for label, spec in zip(unique_labels(specs), specs):
+        if on_model:
+            on_model(label)
+        hm = load(spec, **load_kw)
+        mcfg = decoding_config(hm, cfg)
+        traces = decode_all(hm, [p for _, p in problems], mcfg, batch_size)
+        decode = functools.partial(hm.tokenizer.decode, skip_special_tokens=True)
+        per_lang: dict = {}
+        for i, ((lang, p), tr) in enumerate(zip(problems, traces)):
+            q_script = dominant_script(p.question)
+            thinking = [s.index for s in tr.steps if s.thinking]
+            proj = trace_projections(hm, tr, k=k, sources=("latent",), steps=thinking) if thinking else None
+            c = class_counts(token_scripts(tr, proj, trace_id=i, decode=decode), q_script)
+            counts.append(c.assign(model=label, lang=lang, prompt_script=q_script))
+            ok, fmt = score(p.kind, tr.text, p.answer)[:2]
+            per_lang.setdefault(lang, []).append((ok and fmt, fmt, len(thinking), dominant_script(tr.text) == q_script))
+        for lang, rows in per_lang.items():
+            n = len(rows)
+            summary.append({"model": label, "lang": lang, "problems": n, "hybrid": mcfg.hybrid,
+                            "accuracy": sum(r[0] for r in rows) / n, "format_rate": sum(r[1] for r in rows) / n,
+                            "thinking_steps": sum(r[2] for r in rows) / n,
+                            "completion_in_prompt_script": sum(r[3] for r in rows) / n})
+        del hm
+    return shares(pd.concat(counts, ignore_index=True) if counts else pd.DataFrame()), pd.DataFrame(summary)
