@@ -22,7 +22,8 @@ from hrpo.embedded import GEMMA3, installed_parts
 from hrpo.errors import ModelSpecError
 from hrpo.prompts import check_prompt
 
-SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo"}
+SHIPPED = {"hrpo": "checkpoints/smollm2-arith-hrpo", "grpo": "checkpoints/smollm2-arith-grpo",
+           "multi-hrpo": "checkpoints/gemma3-270m-multi-hrpo"}
 TRUE = ("1", "true", "yes", "on")
 
 
@@ -216,6 +217,11 @@ class Host:
         if not self.model_chosen and SHIPPED["hrpo"] in choices:
             return SHIPPED["hrpo"]
         return self.default_model if self.default_model in choices else choices[0]
+
+    def multilingual_default(self, choices: list[str]) -> str | None:
+        """The model Live's examples in other languages open on: the multilingual HRPO checkpoint when shipped,
+        else (locally) the multilingual base, else None (the current model stays)."""
+        return next((m for m in (SHIPPED["multi-hrpo"], GEMMA3.name) if m in choices), None)
 
     def compare_default(self, choices: list[str]) -> list[str]:
         """Compare pre-selects base, GRPO and HRPO (what exists of them)."""

@@ -25,21 +25,26 @@ from .gpu import gpu_task, live_seconds
 
 UPDATE_S = 0.25          # tokens and status at most this often (bench/bench_live.py measures the cost)
 CHART_S = 3.0            # the chart at most this often (a plotly figure is the costly part of an update)
-# (prompt, expected answer): the English ones are everyday questions in plain wording; the shipped HRPO model
-# answers the first four greedily (tests/test_app.py), Janet's ducks (GSM8K) is beyond a 135M model and the
-# status says so.  The others show the model on languages it was not trained on.
-EXAMPLE_ANSWERS = {
+# (prompt, expected answer): everyday questions in plain wording; the shipped HRPO model answers the first four
+# greedily (tests/test_app.py), Janet's ducks (GSM8K) is beyond a 135M model and the status says so.
+ENGLISH_EXAMPLES = {
     "Tom has 12 marbles. He buys 7 more. How many marbles does Tom have now?": "19",
     "Lily had 20 balloons. 6 flew away. How many balloons does she have now?": "14",
     "There are 5 boxes with 6 pens in each box. How many pens are there?": "30",
     "Sam has 4 cards. Kai has 3 times as many cards. How many cards does Kai have?": "12",
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
     "friends every day with four. She sells the remainder for $2 per egg. How much does she make every day?": "18",
+}
+# Other languages: picking one opens the multilingual model (Host.multilingual_default), when there is one.
+MULTILINGUAL_EXAMPLES = {
     "小明有5个苹果，又买了3个。他现在有几个苹果？": "8",
+    "แดงมีดินสอ 7 แท่ง ซื้อมาอีก 5 แท่ง ตอนนี้แดงมีดินสอกี่แท่ง": "12",
+    "りんごが15個あります。4個食べました。りんごは何個残っていますか。": "11",
     "Marie hat 4 Äpfel und kauft 6 dazu. Wie viele Äpfel hat sie jetzt?": "10",
     "У Маши 9 конфет, она съела 4. Сколько конфет осталось?": "5",
     "Juan tiene 8 lápices y regala 3. ¿Cuántos lápices le quedan?": "5",
 }
+EXAMPLE_ANSWERS = {**ENGLISH_EXAMPLES, **MULTILINGUAL_EXAMPLES}
 EXAMPLES = list(EXAMPLE_ANSWERS)
 STEP_HEADERS = ["step", "token", "thinking", "gate a", "hidden ratio", "entropy", "eff. vocab 1/Σp²",
                 "latent nearest (cosine)"]
@@ -104,6 +109,19 @@ def decoding_mode(st: Studio, spec: str):
     if mode == "grpo":
         return f"*{PLAIN_NOTE}*", gr.Checkbox(value=False, interactive=False)
     return f"*{HRPO_NOTE if mode == 'hrpo' else BASE_NOTE}*", gr.Checkbox(value=True, interactive=True)
+
+
+def example_model(st: Studio, prompt: str, current: str):
+    """The model a picked example opens on: an example in another language opens the multilingual model
+    (Host.multilingual_default) and an English one goes back to Live's default from there; any other prompt, or
+    a host without a multilingual model, keeps the current model (gr.skip())."""
+    choices = st.host.model_choices()
+    multi, text = st.host.multilingual_default(choices), (prompt or "").strip()
+    if multi is not None and text in MULTILINGUAL_EXAMPLES and current != multi:
+        return multi
+    if multi is not None and text in ENGLISH_EXAMPLES and current == multi:
+        return st.host.live_default(choices)
+    return gr.skip()
 
 
 def verdict(prompt: str, completion: str) -> str:
@@ -307,6 +325,7 @@ def build(st: Studio, model, run_state) -> list:
 
     sampling = [max_new, temperature, top_k, seed, greedy, hybrid]
     model.change(lambda spec: decoding_mode(st, spec), model, [decoding, hybrid], api_visibility="private")
+    prompt.change(lambda text, spec: example_model(st, text, spec), [prompt, model], model, api_visibility="private")
     run.click(make_live(st), [model, prompt, *sampling], [tokens, chart, table, run_state, run_status],
               api_name="generate")
     table.select(make_step_details(st), [run_state], [details, k], api_visibility="private")

@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 
 from hrpo.embedded import ModelSpecError
@@ -68,6 +69,31 @@ def test_the_multilingual_base_is_offered_locally_when_installed(tree, monkeypat
     monkeypatch.setattr("studio.hosting.multilingual_base_installed", lambda: installed)
     assert ("gemma3-270m" in Host(root=root, runs_dir=runs).model_choices()) is installed
     assert "gemma3-270m" not in Host(root=root, runs_dir=runs, hosted=True).model_choices()
+
+
+def test_examples_in_other_languages_open_the_multilingual_model(tree, monkeypatch):
+    """Host.multilingual_default: the shipped multilingual HRPO checkpoint, else locally the multilingual base,
+    else none; live.example_model switches the Live model for picked examples only."""
+    from studio.common import Studio
+    from studio.live import ENGLISH_EXAMPLES, MULTILINGUAL_EXAMPLES, example_model
+    root, runs = tree
+    zh, en = next(iter(MULTILINGUAL_EXAMPLES)), next(iter(ENGLISH_EXAMPLES))
+    monkeypatch.setattr("studio.hosting.multilingual_base_installed", lambda: False)
+    bare = Studio(host=Host(root=root, runs_dir=runs), pool=None, jobs=None, traces=None)
+    assert bare.host.multilingual_default(bare.host.model_choices()) is None
+    assert example_model(bare, zh, "checkpoints/smollm2-arith-hrpo") == gr.skip()      # nothing to open: stays
+    monkeypatch.setattr("studio.hosting.multilingual_base_installed", lambda: True)
+    local = Studio(host=Host(root=root, runs_dir=runs), pool=None, jobs=None, traces=None)
+    assert example_model(local, zh, "checkpoints/smollm2-arith-hrpo") == "gemma3-270m"
+    assert example_model(local, en, "gemma3-270m") == "checkpoints/smollm2-arith-hrpo"
+    assert example_model(local, en, "default") == gr.skip()             # an English example keeps a chosen model
+    assert example_model(local, "my own question", "gemma3-270m") == gr.skip()
+    hosted = Studio(host=Host(root=root, runs_dir=runs, hosted=True), pool=None, jobs=None, traces=None)
+    assert example_model(hosted, zh, "checkpoints/smollm2-arith-hrpo") == gr.skip()    # hosted: no Gemma base
+    fake_checkpoint(root / "checkpoints" / "gemma3-270m-multi-hrpo")
+    for st in (local, hosted):
+        assert example_model(st, zh, "checkpoints/smollm2-arith-hrpo") == "checkpoints/gemma3-270m-multi-hrpo"
+        assert example_model(st, zh, "checkpoints/gemma3-270m-multi-hrpo") == gr.skip()
 
 
 def test_hosted_resolve_allows_only_checkpoints_inside(tree):
