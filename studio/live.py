@@ -277,7 +277,7 @@ def build(st: Studio, model, run_state) -> list:
     (app.py opens `?trace=` links into them on page load)."""
     limit = st.host.max_new_tokens
     prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
-    gr.Examples(EXAMPLES, inputs=[prompt])
+    gr.Examples(EXAMPLES, inputs=[prompt], examples_per_page=len(EXAMPLES), elem_id="live-examples")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             max_new = checked_slider(8, limit, value=128, step=8, label="max new tokens")

@@ -3,8 +3,9 @@ as a new user meets it, each step asserted on what the page shows:
   Live: opens on the shipped HRPO checkpoint with a one-line hint in the empty chart; run a prompt,
         streamed tokens, the gate / entropy / effective-vocabulary chart; select a step (details, and it
         becomes step k); a gate counterfactual replay from it (summary and the side-by-side diff); a GRPO
-        checkpoint picked: plain decoding, the hybrid box off and disabled; Export, then Share: the link opens
-        the same trace in a fresh browser context
+        checkpoint picked: plain decoding, the hybrid box off and disabled; an example in another language
+        opens the multilingual model, an English one the shipped HRPO checkpoint again; Export, then Share: the
+        link opens the same trace in a fresh browser context
   Latent map: hint, then the map of the trace with its path and nearest-token cluster labels
   Compare: base, GRPO and HRPO pre-selected, 2 problems: summary rows and completions per model
   Training dynamics: the shipped checkpoints' curves (or the hint that they have no metrics.jsonl yet)
@@ -19,6 +20,8 @@ import shutil
 import pytest
 
 from conftest import ROOT, start_app
+from hrpo.embedded import GEMMA3
+from studio.live import ENGLISH_EXAMPLES, EXAMPLES, MULTILINGUAL_EXAMPLES
 
 pytestmark = [pytest.mark.browser, pytest.mark.app, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -92,7 +95,8 @@ def run_live(page) -> set:
 def test_live_tab(browser_page):
     """Opens on the shipped HRPO checkpoint (hybrid, its trained gate) with a hint in the empty chart; a run
     streams, answers 19 and stops at the answer line; a selected step shows its details and becomes step k;
-    a gate counterfactual replays from it; GRPO picked: plain decoding, its hybrid box off and disabled."""
+    a gate counterfactual replays from it; GRPO picked: plain decoding, its hybrid box off and disabled;
+    examples in another language open the multilingual model."""
     page, tmp = browser_page
     assert page.locator("#model input").input_value() == HRPO
     assert "trained gate" in page.locator("#decoding-mode").inner_text()
@@ -124,6 +128,16 @@ def test_live_tab(browser_page):
     page.locator("#model input").fill(HRPO)
     page.locator("#model input").press("Enter")
     wait_text(page, "#decoding-mode", "trained gate", 30000)
+    # an example in another language opens the multilingual model (setup.sh installs the Gemma base), an English
+    # one goes back
+    examples = page.locator("#live-examples button.gallery-item")     # long ones are shown cut short
+    assert examples.count() == len(EXAMPLES)
+    examples.nth(EXAMPLES.index(next(iter(MULTILINGUAL_EXAMPLES)))).click()
+    page.wait_for_function(f"document.querySelector('#model input').value === '{GEMMA3.name}'", timeout=30000)
+    wait_text(page, "#decoding-mode", "fresh gate", 30000)
+    examples.nth(0).click()
+    page.wait_for_function(f"document.querySelector('#model input').value === '{HRPO}'", timeout=30000)
+    assert page.locator("#prompt textarea").input_value() == next(iter(ENGLISH_EXAMPLES))
 
 
 def test_live_trace_export_and_share_link(browser_page):
