@@ -6,7 +6,8 @@ make_decoder with the model's decoding policy (a GRPO checkpoint decodes plain, 
 thinking step's latent h = E^T p / ||p|| gets its k nearest tokens by cosine over E (analysis.projections).
 Every sampled token and every latent neighbour is put into a class *relative to the prompt*:
 
-  prompt script   the dominant letter script of the question (Thai for a Thai question)
+  prompt script   a letter script of the question (Thai for a Thai question; Han and Kana for a Japanese one:
+                  every script with at least PROMPT_SHARE of its letters)
   Latin           Latin letters when the prompt is not in Latin script (English and the other Latin languages)
   other script    any other letter script (Han in a Thai completion)
   digits          decimal digits of any script
@@ -23,28 +24,40 @@ import functools
 
 import pandas as pd
 
-from .unicode_scripts import DIGITS, NEUTRAL, dominant_script, token_scripts
+from .unicode_scripts import DIGITS, NEUTRAL, dominant_script, script_counts, token_scripts
 
 CLASSES = ("prompt script", "Latin", "other script", "digits", "neutral")
+PROMPT_SHARE = 0.2          # a script with at least this share of the question's letters is the prompt's
 COLUMNS = ["model", "lang", "prompt_script", "source", "class", "count", "share"]
 
 
-def relative_class(script: str, prompt_script: str) -> str:
-    """The class of a token's script relative to the prompt's (CLASSES)."""
+def prompt_scripts(text: str) -> tuple[str, ...]:
+    """The letter scripts of a question, most frequent first: each with at least PROMPT_SHARE of its letters
+    (the dominant one always); ('Latin',) for a question without letters."""
+    letters = {k: v for k, v in script_counts(text).items() if k not in NEUTRAL}
+    if not letters:
+        return ("Latin",)
+    top = dominant_script(text)
+    return (top,) + tuple(sorted((k for k, v in letters.items() if k != top and v >= PROMPT_SHARE * sum(
+        letters.values())), key=lambda k: -letters[k]))
+
+
+def relative_class(script: str, prompt: tuple[str, ...]) -> str:
+    """The class of a token's script relative to the prompt's scripts (CLASSES)."""
     if script == DIGITS:
         return "digits"
     if script in NEUTRAL:
         return "neutral"
-    if script == prompt_script:
+    if script in prompt:
         return "prompt script"
     return "Latin" if script == "Latin" else "other script"
 
 
-def class_counts(tokens: pd.DataFrame, prompt_script: str) -> pd.DataFrame:
+def class_counts(tokens: pd.DataFrame, prompt: tuple[str, ...]) -> pd.DataFrame:
     """(source, class, count) from a token_scripts frame: every sampled token, and the latent neighbours of
     thinking steps (the latents that are mixed in).  Classes with no token are left out."""
     kept = tokens[(tokens["source"] == "sampled") | tokens["thinking"]]
-    classes = kept["script"].map(lambda s: relative_class(s, prompt_script))
+    classes = kept["script"].map(lambda s: relative_class(s, prompt))
     return (kept.assign(**{"class": classes}).groupby(["source", "class"], sort=True).size()
             .rename("count").reset_index())
 
@@ -67,7 +80,7 @@ def run_crosslingual(specs, langs, limit: int, cfg, k: int = 5, batch_size: int 
     """Decode `limit` MGSM test problems per language with every model; returns (classes, summary):
     classes has COLUMNS; summary one row per (model, lang): problems, accuracy (right and formatted),
     format_rate, hybrid, thinking_steps (per problem), completion_in_prompt_script (share of completions whose
-    dominant script is the question's).  Bad specs or languages raise ModelSpecError / ValueError before
+    dominant script is one of the question's).  Bad specs or languages raise ModelSpecError / ValueError before
     anything decodes."""
     from hrpo.models import check_spec
     from hrpo.rewards import score
@@ -94,13 +107,14 @@ def run_crosslingual(specs, langs, limit: int, cfg, k: int = 5, batch_size: int 
         decode = functools.partial(hm.tokenizer.decode, skip_special_tokens=True)
         per_lang: dict = {}
         for i, ((lang, p), tr) in enumerate(zip(problems, traces)):
-            q_script = dominant_script(p.question)
+            q_scripts = prompt_scripts(p.question)
             thinking = [s.index for s in tr.steps if s.thinking]
             proj = trace_projections(hm, tr, k=k, sources=("latent",), steps=thinking) if thinking else None
-            c = class_counts(token_scripts(tr, proj, trace_id=i, decode=decode), q_script)
-            counts.append(c.assign(model=label, lang=lang, prompt_script=q_script))
-            ok, fmt = score(p.kind, tr.text, p.answer)[:2]
-            per_lang.setdefault(lang, []).append((ok and fmt, fmt, len(thinking), dominant_script(tr.text) == q_script))
+            c = class_counts(token_scripts(tr, proj, trace_id=i, decode=decode), q_scripts)
+            counts.append(c.assign(model=label, lang=lang, prompt_script="+".join(q_scripts)))
+            ok, fmt = score(p.kind, tr.text, p.answer)
+            own = dominant_script(tr.text) in q_scripts
+            per_lang.setdefault(lang, []).append((ok and fmt, fmt, len(thinking), own))
         for lang, rows in per_lang.items():
             n = len(rows)
             summary.append({"model": label, "lang": lang, "problems": n, "hybrid": mcfg.hybrid,

@@ -5,18 +5,26 @@ import copy
 import pandas as pd
 import pytest
 
-from analysis.crosslingual import CLASSES, class_counts, relative_class, run_crosslingual
+from analysis.crosslingual import CLASSES, class_counts, prompt_scripts, relative_class, run_crosslingual
 from analysis.plots import crosslingual_figure
 from hrpo.config import RolloutConfig
 from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("script,prompt,expected", [
-    ("Thai", "Thai", "prompt script"), ("Latin", "Thai", "Latin"), ("Han", "Thai", "other script"),
-    ("Latin", "Latin", "prompt script"), ("Cyrillic", "Latin", "other script"), ("digits", "Han", "digits"),
-    ("punct_space", "Han", "neutral"), ("other", "Latin", "neutral")])
+    ("Thai", ("Thai",), "prompt script"), ("Latin", ("Thai",), "Latin"), ("Han", ("Thai",), "other script"),
+    ("Latin", ("Latin",), "prompt script"), ("Cyrillic", ("Latin",), "other script"),
+    ("Kana", ("Kana", "Han"), "prompt script"), ("Han", ("Kana", "Han"), "prompt script"),
+    ("digits", ("Han",), "digits"), ("punct_space", ("Han",), "neutral"), ("other", ("Latin",), "neutral")])
 def test_relative_class(script, prompt, expected):
     assert relative_class(script, prompt) == expected
+
+
+def test_prompt_scripts_keep_every_script_a_question_is_written_in():
+    assert prompt_scripts("りんごが15個あります。4個食べました。") == ("Kana", "Han")
+    assert prompt_scripts("小明有5个苹果，又买了3个。") == ("Han",)
+    assert prompt_scripts("แดงมีดินสอ 7 แท่ง ซื้อมาอีก 5 แท่ง (pen)") == ("Thai",)      # a few Latin letters: not the prompt's
+    assert prompt_scripts("12 + 7 = ?") == ("Latin",)
 
 
 def test_class_counts_keep_sampled_tokens_and_thinking_latents():
@@ -25,7 +33,7 @@ def test_class_counts_keep_sampled_tokens_and_thinking_latents():
          (0, 0, True, "latent", 1, "三", "Han"), (0, 1, False, "sampled", 0, "3", "digits"),
          (0, 1, False, "latent", 0, "สี่", "Thai")],          # after the marker: not mixed in, not counted
         columns=["trace", "step", "thinking", "source", "rank", "token", "script"])
-    c = class_counts(tokens, "Thai")
+    c = class_counts(tokens, ("Thai",))
     got = dict(zip(zip(c["source"], c["class"]), c["count"]))
     assert got == {("sampled", "prompt script"): 1, ("sampled", "digits"): 1, ("latent", "Latin"): 1,
                    ("latent", "other script"): 1}
