@@ -63,11 +63,15 @@ def class_counts(tokens: pd.DataFrame, prompt: tuple[str, ...]) -> pd.DataFrame:
 
 
 def shares(counts: pd.DataFrame) -> pd.DataFrame:
-    """COLUMNS from summed counts (model, lang, prompt_script, source, class, count): share within each
-    (model, lang, source)."""
+    """COLUMNS from per-problem counts (model, lang, prompt_script, source, class, count): summed per (model,
+    lang, source, class), prompt_script the scripts of all the language's questions ('Kana+Han'), share within
+    each (model, lang, source)."""
     if counts.empty:
         return pd.DataFrame(columns=COLUMNS)
-    d = counts.groupby(["model", "lang", "prompt_script", "source", "class"], as_index=False, sort=False)["count"].sum()
+    merged = counts.groupby(["model", "lang"], sort=False)["prompt_script"].agg(
+        lambda v: "+".join(dict.fromkeys(s for x in v for s in x.split("+"))))
+    d = counts.groupby(["model", "lang", "source", "class"], as_index=False, sort=False)["count"].sum()
+    d["prompt_script"] = [merged[(m, lang)] for m, lang in zip(d["model"], d["lang"])]
     d["share"] = d["count"] / d.groupby(["model", "lang", "source"])["count"].transform("sum")
     order = {"source": ["sampled", "latent"], "class": list(CLASSES)}   # models and languages as given
     keys = {c: pd.Categorical(d[c], categories=order.get(c, list(dict.fromkeys(d[c])))) for c in

@@ -5,7 +5,7 @@ import copy
 import pandas as pd
 import pytest
 
-from analysis.crosslingual import CLASSES, class_counts, prompt_scripts, relative_class, run_crosslingual
+from analysis.crosslingual import CLASSES, class_counts, prompt_scripts, relative_class, run_crosslingual, shares
 from analysis.plots import crosslingual_figure
 from hrpo.config import RolloutConfig
 from tests.conftest import run_cli
@@ -37,6 +37,15 @@ def test_class_counts_keep_sampled_tokens_and_thinking_latents():
     got = dict(zip(zip(c["source"], c["class"]), c["count"]))
     assert got == {("sampled", "prompt script"): 1, ("sampled", "digits"): 1, ("latent", "Latin"): 1,
                    ("latent", "other script"): 1}
+
+
+def test_shares_merge_a_languages_questions():
+    counts = pd.DataFrame([("m", "ja", "Kana", "latent", "prompt script", 3), ("m", "ja", "Kana+Han", "latent",
+                            "prompt script", 1), ("m", "ja", "Kana+Han", "latent", "digits", 4)],
+                          columns=["model", "lang", "prompt_script", "source", "class", "count"])
+    got = shares(counts)
+    assert list(got["class"]) == ["prompt script", "digits"] and list(got["share"]) == [0.5, 0.5]
+    assert set(got["prompt_script"]) == {"Kana+Han"}
 
 
 def test_run_crosslingual_on_the_tiny_model(tiny, one_thread):
