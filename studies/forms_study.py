@@ -5,7 +5,7 @@ in advance whether the new pair replaces the shipped one.
     bash studies/forms_runs.sh "0 1 2"                      # train: HRPO and GRPO, seeds 0-2 (resumable)
     python -m studies.forms_study select                     # each run's best step on forms' valid split
     python -m studies.forms_study eval                       # 300 problems per set, greedy, fp32 (resumable)
-    python -m studies.forms_study report                     # accuracy tables with 95% intervals
+    python -m studies.forms_study report                     # accuracy with 95% intervals, each run's gate
     python -m studies.forms_study decide                     # the rule: ship or keep, and why
 
 Runs: $HRPO_STUDY_RUNS (default ~/hrpo-runs/forms), named hrpo-sN / grpo-sN; evaluation rows under
@@ -137,10 +137,26 @@ def cmd_decide(args) -> None:
     print("decision: " + ("REPLACE the shipped pair" if ok else "KEEP the shipped pair"))
 
 
+def gate_table(runs: Path) -> str:
+    """Markdown: each run's gate over its last 10 training steps (metrics.jsonl; studies.gate_report.train_tail):
+    accuracy, hidden ratio, p90/p10 and the mean hidden ratio by token type."""
+    from studies.gate_report import TYPES, num, train_tail
+    lines = ["| run | steps | accuracy | hidden ratio | p90/p10 | " + " | ".join(TYPES) + " |",
+             "|---" * (5 + len(TYPES)) + "|"]
+    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "metrics.jsonl").is_file()):
+        t = train_tail(run)
+        lines.append(f"| {run.name} | {t['steps']} | {num(t['accuracy'])} | {num(t['hidden_ratio_mean'], 4)} | "
+                     f"{num(t['hidden_ratio_p90_p10'])} | " + " | ".join(num(t[f'hidden_ratio_{k}'], 4) for k in TYPES)
+                     + " |")
+    return "\n".join(lines)
+
+
 def cmd_report(args) -> None:
     from studies.study import cmd_report as study_report
     study_report(argparse.Namespace(out=str(runs_dir() / "eval" / "rows"),
                                     group="hrpo-old,grpo-old,hrpo,hrpo-plain,grpo"))
+    print("\nThe gate over each run's last 10 training steps (metrics.jsonl):\n")
+    print(gate_table(runs_dir()))
 
 
 def main() -> None:

@@ -69,3 +69,17 @@ def test_a_name_evaluated_on_another_spec_is_evaluated_anew(tmp_path, monkeypatc
     assert rows.read_text() == "stale\n"                            # same spec: resumed, not redone
     run("tiny-random@r0.9")
     assert evaluated_spec(out, "m-plain") == "tiny-random@r0.9" and len(rows.read_text().splitlines()) == 2
+
+
+def test_gate_table_averages_each_runs_last_ten_steps(tmp_path):
+    from studies.forms_study import gate_table
+    for name, hidden in (("hrpo-s0", 0.2), ("grpo-s0", 0.0)):
+        run = tmp_path / name
+        run.mkdir()
+        rows = [{"step": i, "accuracy": i / 20, "hidden_ratio_mean": hidden + (i > 10) * 0.1,
+                 "hidden_ratio_p90_p10": 1.5 if hidden else None, "hidden_ratio_digit": hidden or None}
+                for i in range(1, 21)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    lines = gate_table(tmp_path).splitlines()
+    assert lines[2].startswith("| grpo-s0 | 20 | 0.775 | 0.1000 | - | -")     # steps 11-20: mean accuracy 15.5/20
+    assert lines[3].startswith("| hrpo-s0 | 20 | 0.775 | 0.3000 | 1.500 | 0.2000 |")
