@@ -89,11 +89,11 @@ def run_crosslingual(specs, langs, limit: int, cfg, k: int = 5, batch_size: int 
     from hrpo.models import check_spec
     from hrpo.rewards import score
     from hrpo.rollout import decoding_config
+    from hrpo.static_decoder import make_decoder
     from hrpo.tasks import load_task
 
     from .lengths import unique_labels
     from .projections import trace_projections
-    from .report import decode_all
     if not specs or not langs:
         raise ValueError("give at least one model and one language")
     if load is None:                                 # load given: the caller's own models
@@ -107,7 +107,9 @@ def run_crosslingual(specs, langs, limit: int, cfg, k: int = 5, batch_size: int 
             on_model(label)
         hm = load(spec, **load_kw)
         mcfg = decoding_config(hm, cfg)
-        traces = decode_all(hm, [p for _, p in problems], mcfg, batch_size)
+        questions = [p.question for _, p in problems]
+        traces = [tr for i in range(0, len(questions), batch_size)
+                  for tr in make_decoder(hm, questions[i:i + batch_size], mcfg, keep_latents=True).run()]
         decode = functools.partial(hm.tokenizer.decode, skip_special_tokens=True)
         per_lang: dict = {}
         for i, ((lang, p), tr) in enumerate(zip(problems, traces)):

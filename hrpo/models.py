@@ -18,6 +18,7 @@ Test: pytest tests/test_models.py
 import os
 import socket
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,10 +247,28 @@ def check_spec(spec: str | None) -> None:
                                  f"unreachable): {UNKNOWN_SPEC}")
 
 
+_IMPORT_LOCK = threading.Lock()
+TRANSFORMERS_NAMES = ("AutoConfig", "AutoModelForCausalLM", "AutoTokenizer", "LlamaConfig", "LlamaForCausalLM",
+                      "StaticCache", "AttentionInterface", "AttentionMaskInterface")
+
+
+def import_transformers():
+    """transformers with the top-level names this package uses resolved, one thread at a time.  Its lazy module
+    is not thread-safe on first use: two threads resolving a name at once (the app's preload and a first request)
+    can get "ImportError: cannot import name 'AutoModelForCausalLM'".  load_model starts here.
+    Test: pytest tests/test_models.py -k threads"""
+    with _IMPORT_LOCK:
+        import transformers
+        for name in TRANSFORMERS_NAMES:
+            getattr(transformers, name)
+    return transformers
+
+
 def load_model(spec: str | None = None, device: str | None = None, dtype: str | None = None,
                trust_remote_code: bool = False, gate_config: GateConfig | None = None) -> HybridModel:
     """Load a model by spec (see the module doc); the gate is fresh unless a checkpoint holds one."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    transformers = import_transformers()
+    AutoModelForCausalLM, AutoTokenizer = transformers.AutoModelForCausalLM, transformers.AutoTokenizer
     spec = "default" if spec in (None, "", "default") else str(spec)
     check_spec(spec)
     dev, dt = pick_device_dtype(device, dtype)

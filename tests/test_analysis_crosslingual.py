@@ -7,8 +7,8 @@ import pytest
 
 from analysis.crosslingual import CLASSES, class_counts, prompt_scripts, relative_class, run_crosslingual, shares
 from analysis.plots import crosslingual_figure
+from conftest import run_cli
 from hrpo.config import RolloutConfig
-from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize("script,prompt,expected", [

@@ -1,7 +1,12 @@
 """load_model on every kind of spec, with the decoder running on each."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from conftest import ROOT
 from hrpo.config import RolloutConfig
 from hrpo.embedded import embedded_gguf
 from hrpo.models import ModelSpecError, load_model, pick_device_dtype
@@ -63,3 +68,30 @@ def test_device_and_dtype_choice():
     assert pick_device_dtype("cpu", "bf16")[1] == torch.bfloat16
     with pytest.raises(ModelSpecError, match="dtype"):
         pick_device_dtype("cpu", "float8")
+
+
+THREADED_LOADS = """
+import threading
+barrier, errors = threading.Barrier(4), []
+def load():
+    barrier.wait()
+    try:
+        from hrpo.models import load_model
+        load_model("tiny-random", device="cpu")
+    except Exception as err:
+        errors.append(repr(err))
+threads = [threading.Thread(target=load) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(errors)
+"""
+
+
+def test_first_loads_in_threads_at_once():
+    """A fresh process whose first four loads start together (the app's preload and first requests): transformers'
+    lazy names are resolved one thread at a time (hrpo.models.import_transformers); without that lock this
+    failed every time here with "cannot import name 'AutoModelForCausalLM'"."""
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", THREADED_LOADS], capture_output=True, text=True, timeout=300,
+                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "[]", r.stdout + r.stderr
