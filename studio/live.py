@@ -277,7 +277,7 @@ def build(st: Studio, model, run_state) -> list:
     (app.py opens `?trace=` links into them on page load)."""
     limit = st.host.max_new_tokens
     prompt = gr.Textbox(label="Prompt", lines=3, value=EXAMPLES[0], elem_id="prompt")
-    gr.Examples(EXAMPLES, inputs=[prompt], examples_per_page=len(EXAMPLES), elem_id="live-examples")
+    examples = gr.Examples(EXAMPLES, inputs=[prompt], examples_per_page=len(EXAMPLES), elem_id="live-examples")
     with gr.Accordion("Sampling", open=False):
         with gr.Row():
             max_new = checked_slider(8, limit, value=128, step=8, label="max new tokens")
@@ -325,7 +325,11 @@ def build(st: Studio, model, run_state) -> list:
 
     sampling = [max_new, temperature, top_k, seed, greedy, hybrid]
     model.change(lambda spec: decoding_mode(st, spec), model, [decoding, hybrid], api_visibility="private")
-    prompt.change(lambda text, spec: example_model(st, text, spec), [prompt, model], model, api_visibility="private")
+
+    def on_example(spec: str, evt: gr.SelectData):       # a picked example, never a keystroke
+        i = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return example_model(st, EXAMPLES[i], spec)
+    examples.dataset.select(on_example, [model], model, api_visibility="private")
     run.click(make_live(st), [model, prompt, *sampling], [tokens, chart, table, run_state, run_status],
               api_name="generate")
     table.select(make_step_details(st), [run_state], [details, k], api_visibility="private")
