@@ -171,3 +171,25 @@ def read_rows(path) -> list[dict]:
         return []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return [row for row in map(parse_row, lines) if row is not None]
+
+
+def step_of(checkpoint) -> int:
+    """A checkpoint directory's step (step-000050 -> 50)."""
+    return int(Path(checkpoint).name.split("-")[1])
+
+
+def finished(out) -> bool:
+    """The run holds the checkpoint of its last step (train_config.json's steps): it will train no further."""
+    try:
+        steps = int(json.loads((Path(out) / "train_config.json").read_text(encoding="utf-8"))["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return any(step_of(c) == steps for c in checkpoints(out))
+
+
+def best_eval(out) -> dict | None:
+    """The eval.jsonl row with the best greedy accuracy among the steps whose checkpoint still exists (ties: the
+    later step): the checkpoint a study selects on its validation split.  None when there is none."""
+    kept = {step_of(c) for c in checkpoints(out)}
+    rows = [r for r in read_rows(Path(out) / "eval.jsonl") if r.get("step") in kept and "accuracy" in r]
+    return max(rows, key=lambda r: (r["accuracy"], r["step"])) if rows else None

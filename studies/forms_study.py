@@ -27,6 +27,7 @@ import os
 import sys
 from pathlib import Path
 
+from hrpo.rundir import best_eval, finished
 from studies.study import bootstrap, load_rows, set_name
 
 SETS = ["arith:2", "forms", "forms:heldout", "jsonl:{eval}/reworded.jsonl", "jsonl:{eval}/pairs.jsonl", "everyday"]
@@ -40,25 +41,14 @@ def runs_dir() -> Path:
 
 def select(runs: Path) -> dict:
     """{run name: {"step", "valid_accuracy", "checkpoint"}} for every run with an eval.jsonl whose best step's
-    checkpoint exists (ties: the later step)."""
+    checkpoint exists (rundir.best_eval; ties: the later step)."""
     out = {}
     for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "eval.jsonl").is_file()):
-        rows = [json.loads(line) for line in (run / "eval.jsonl").read_text().splitlines() if line.strip()]
-        kept = [r for r in rows if (run / "checkpoints" / f"step-{r['step']:06d}" / "config.json").is_file()]
-        if kept:
-            best = max(kept, key=lambda r: (r["accuracy"], r["step"]))
+        best = best_eval(run)
+        if best:
             out[run.name] = {"step": best["step"], "valid_accuracy": best["accuracy"],
                              "checkpoint": str(run / "checkpoints" / f"step-{best['step']:06d}")}
     return out
-
-
-def finished(run: Path) -> bool:
-    """The run holds its last checkpoint (train_config.json's steps): its selection can no longer change."""
-    try:
-        steps = json.loads((run / "train_config.json").read_text(encoding="utf-8"))["steps"]
-        return (run / "checkpoints" / f"step-{int(steps):06d}" / "config.json").is_file()
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def decide(acc: dict, pooled_diff: dict, shipped: dict) -> tuple[bool, list[str]]:

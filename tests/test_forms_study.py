@@ -1,16 +1,18 @@
 """The shipped-models study's selection and decision rule (studies/forms_study.py), on made-up runs and figures."""
 import json
 
+from hrpo.checkpoint import FORMAT
 from studies.forms_study import decide, select
 
 SETS = ["arith2", "heldout", "pairs"]
+CHECKPOINT = json.dumps({"format": FORMAT})                        # what makes a directory a checkpoint
 
 
 def test_select_takes_the_best_validation_step_whose_checkpoint_exists(tmp_path):
     run = tmp_path / "hrpo-s0"
     for step in (100, 200):
         (run / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
-        (run / "checkpoints" / f"step-{step:06d}" / "config.json").write_text("{}")
+        (run / "checkpoints" / f"step-{step:06d}" / "config.json").write_text(CHECKPOINT)
     lines = [{"step": 100, "accuracy": 0.5}, {"step": 200, "accuracy": 0.5}, {"step": 300, "accuracy": 0.9}]
     (run / "eval.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     (tmp_path / "grpo-s0").mkdir()                                  # no eval.jsonl yet: not selected
@@ -38,12 +40,12 @@ def test_only_a_finished_run_is_evaluated(tmp_path):
     from studies.forms_study import finished
     run = tmp_path / "hrpo-s0"
     (run / "checkpoints" / "step-000200").mkdir(parents=True)
-    (run / "checkpoints" / "step-000200" / "config.json").write_text("{}")
+    (run / "checkpoints" / "step-000200" / "config.json").write_text(CHECKPOINT)
     assert not finished(run)                                        # no train_config.json
     (run / "train_config.json").write_text(json.dumps({"steps": 300}))
     assert not finished(run)                                        # still training: step 300 missing
     (run / "checkpoints" / "step-000300").mkdir()
-    (run / "checkpoints" / "step-000300" / "config.json").write_text("{}")
+    (run / "checkpoints" / "step-000300" / "config.json").write_text(CHECKPOINT)
     assert finished(run)
     (run / "train_config.json").write_text('{"steps": "many"}')
     assert not finished(run)

@@ -1,0 +1,130 @@
+"""Park a study's training runs inside the repository, so that they outlive the machine they ran on.
+
+A study's runs take more CPU hours than one session has, and a session may start on a new machine whose
+home directory is empty: only the repository carries over.  `save` copies what resuming and selecting need
+from the runs directory into the repository; `restore` puts it back where the runs expect it.
+
+    python -m studies.park save    --runs ~/hrpo-runs/forms --to studies/parked/forms
+    python -m studies.park restore --runs ~/hrpo-runs/forms --to studies/parked/forms
+
+What a parked run keeps (RUN = one run directory, e.g. hrpo-s1):
+  RUN/train_config.json, metrics.jsonl, eval.jsonl     as written by the trainer
+  RUN/checkpoints/step-N     the newest checkpoint, with trainer_state.pt (optimizer, scheduler, RNG) unless
+                             the run is finished: resuming from it continues the same run
+  RUN/checkpoints/step-E     the checkpoint of the best eval.jsonl step so far (ties: the later), weights only:
+                             the one `forms_study select` would evaluate (when it is not step-N already)
+  RUN.log                    the trainer's log beside the run
+  eval/rows/*.jsonl          evaluation rows (`forms_study eval`), so finished evaluations are not redone
+Everything else (older checkpoints, tensorboard, locks) stays behind.  `save` replaces the parked copy as a
+whole (written beside it, then swapped in); `restore` copies a parked run only where the runs directory has
+no checkpoint at or past its newest step (a run that is behind moves to RUNS/.behind/), and rows only where
+none exist, so it never rewinds a run.
+Test: pytest tests/test_park.py
+"""
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from hrpo import rundir
+
+RUN_FILES = ("train_config.json", "metrics.jsonl", "eval.jsonl")
+
+
+def park_run(run: Path, dst: Path) -> list[int]:
+    """Copy what `run` needs into `dst` (a new directory); returns the parked checkpoints' steps."""
+    kept = rundir.checkpoints(run)
+    if not kept:
+        return []
+    dst.mkdir(parents=True)
+    for name in RUN_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, dst / name)
+    newest, by_step = rundir.step_of(kept[-1]), {rundir.step_of(c): c for c in kept}
+    best = (rundir.best_eval(run) or {}).get("step")
+    steps, done = sorted({newest, best} - {None}), rundir.finished(run)
+    for step in steps:
+        with_state = step == newest and not done
+        shutil.copytree(by_step[step], dst / "checkpoints" / by_step[step].name,
+                        ignore=None if with_state else shutil.ignore_patterns("trainer_state.pt"))
+    log = run.parent / f"{run.name}.log"
+    if log.is_file():
+        shutil.copy2(log, dst.parent / log.name)
+    return steps
+
+
+def save(runs: Path, to: Path) -> dict:
+    """Park every run under `runs` and its evaluation rows in `to`, replacing what was parked there.
+    Returns {run name: parked steps}."""
+    new, old = to.with_name(to.name + ".new"), to.with_name(to.name + ".old")
+    for d in (new, old):
+        shutil.rmtree(d, ignore_errors=True)
+    new.mkdir(parents=True)
+    parked = {}
+    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()):
+        steps = park_run(run, new / run.name)
+        if steps:
+            parked[run.name] = steps
+    rows = runs / "eval" / "rows"
+    if rows.is_dir():
+        shutil.copytree(rows, new / "eval" / "rows", ignore=shutil.ignore_patterns("*.tmp", ".*"))
+    if to.exists():
+        to.rename(old)
+    new.rename(to)
+    shutil.rmtree(old, ignore_errors=True)
+    return parked
+
+
+def restore(runs: Path, to: Path) -> list[str]:
+    """Put parked runs and rows back under `runs` where the runs directory is behind; returns what it restored."""
+    done = []
+    if not to.is_dir():
+        return done
+    runs.mkdir(parents=True, exist_ok=True)
+    for src in sorted(p for p in to.iterdir() if p.is_dir() and (p / "checkpoints").is_dir()):
+        newest = rundir.step_of(rundir.checkpoints(src)[-1])
+        run = runs / src.name
+        local = rundir.checkpoints(run) if run.is_dir() else []
+        if local and rundir.step_of(local[-1]) >= newest:
+            continue
+        if run.exists():                             # kept aside, out of the studies' sight
+            aside = runs / ".behind" / f"{src.name}-step-{rundir.step_of(local[-1]) if local else 0}"
+            aside.parent.mkdir(exist_ok=True)
+            shutil.rmtree(aside, ignore_errors=True)
+            run.rename(aside)
+        shutil.copytree(src, run)
+        log = to / f"{src.name}.log"
+        if log.is_file() and not (runs / log.name).exists():
+            shutil.copy2(log, runs / log.name)
+        done.append(f"{src.name} (step {newest})")
+    rows = to / "eval" / "rows"
+    if rows.is_dir():
+        (runs / "eval" / "rows").mkdir(parents=True, exist_ok=True)
+        for f in sorted(rows.glob("*.jsonl")):
+            if not (runs / "eval" / "rows" / f.name).exists():
+                shutil.copy2(f, runs / "eval" / "rows" / f.name)
+                done.append(f"rows {f.name}")
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m studies.park", description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", choices=["save", "restore"])
+    ap.add_argument("--runs", required=True, help="the study's runs directory (e.g. ~/hrpo-runs/forms)")
+    ap.add_argument("--to", required=True, help="the parked copy inside the repository (e.g. studies/parked/forms)")
+    args = ap.parse_args(argv)
+    runs, to = Path(args.runs).expanduser(), Path(args.to)
+    if args.action == "save":
+        if not runs.is_dir():
+            print(f"error: no runs directory {runs}", file=sys.stderr)
+            return 2
+        for name, steps in save(runs, to).items():
+            print(f"parked {name}: checkpoints at steps {', '.join(map(str, steps))}")
+    else:
+        for line in restore(runs, to) or ["nothing to restore"]:
+            print(f"restored {line}" if line != "nothing to restore" else line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
