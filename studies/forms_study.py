@@ -27,8 +27,9 @@ import os
 import sys
 from pathlib import Path
 
-from hrpo.rundir import best_eval, finished
-from studies.study import bootstrap, load_rows, set_name
+from hrpo.rundir import finished
+from studies.gate_report import gate_table
+from studies.study import accuracies, paired, select, set_name
 
 SETS = ["arith:2", "forms", "forms:heldout", "jsonl:{eval}/reworded.jsonl", "jsonl:{eval}/pairs.jsonl", "everyday"]
 OLD = {"hrpo-old": "checkpoints/smollm2-arith-hrpo", "grpo-old": "checkpoints/smollm2-arith-grpo"}
@@ -37,18 +38,6 @@ MARGIN = -0.02          # rule 3: the interval's lower end must be above this (-
 
 def runs_dir() -> Path:
     return Path(os.environ.get("HRPO_STUDY_RUNS") or Path.home() / "hrpo-runs" / "forms")
-
-
-def select(runs: Path) -> dict:
-    """{run name: {"step", "valid_accuracy", "checkpoint"}} for every run with an eval.jsonl whose best step's
-    checkpoint exists (rundir.best_eval; ties: the later step)."""
-    out = {}
-    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "eval.jsonl").is_file()):
-        best = best_eval(run)
-        if best:
-            out[run.name] = {"step": best["step"], "valid_accuracy": best["accuracy"],
-                             "checkpoint": str(run / "checkpoints" / f"step-{best['step']:06d}")}
-    return out
 
 
 def decide(acc: dict, pooled_diff: dict, shipped: dict) -> tuple[bool, list[str]]:
@@ -96,19 +85,6 @@ def cmd_eval(args) -> None:
     study_main()
 
 
-def accuracies(rows_dir: Path, names: list[str], sets: list[str]) -> dict:
-    """{model: {set: accuracy}} from the evaluation rows."""
-    mean = lambda rows: sum(r["reward"] for r in rows) / len(rows)  # noqa: E731
-    return {n: {s: mean(load_rows(rows_dir, n, s)) for s in sets if (rows_dir / f"{n}__{s}.jsonl").is_file()}
-            for n in names}
-
-
-def paired(rows_dir: Path, a: str, b: str, seeds: list[str], s: str) -> tuple[float, float, float]:
-    diff = [[x["reward"] - y["reward"] for x, y in zip(load_rows(rows_dir, f"{a}-s{k}", s),
-                                                         load_rows(rows_dir, f"{b}-s{k}", s))] for k in seeds]
-    return bootstrap(diff)
-
-
 def cmd_decide(args) -> None:
     runs = runs_dir()
     rows_dir, chosen = runs / "eval" / "rows", select(runs)
@@ -121,24 +97,11 @@ def cmd_decide(args) -> None:
             for m in ("hrpo", "grpo")}
     acc = accuracies(rows_dir, [*OLD, best["hrpo"], best["grpo"]], sets)
     acc["hrpo-new"], acc["grpo-new"] = acc.pop(best["hrpo"]), acc.pop(best["grpo"])
-    ok, lines = decide(acc, {s: paired(rows_dir, "hrpo", "grpo", seeds, s) for s in sets}, sets)
+    ok, lines = decide(acc, {s: paired(rows_dir, [f"hrpo-s{k}" for k in seeds], [f"grpo-s{k}" for k in seeds], [s])
+                             for s in sets}, sets)
     print(f"candidates: {best['hrpo']} and {best['grpo']} (best validation accuracy)")
     print("\n".join(lines))
     print("decision: " + ("REPLACE the shipped pair" if ok else "KEEP the shipped pair"))
-
-
-def gate_table(runs: Path) -> str:
-    """Markdown: each run's gate over its last 10 training steps (metrics.jsonl; studies.gate_report.train_tail):
-    accuracy, hidden ratio, p90/p10 and the mean hidden ratio by token type."""
-    from studies.gate_report import TYPES, num, train_tail
-    lines = ["| run | steps | accuracy | hidden ratio | p90/p10 | " + " | ".join(TYPES) + " |",
-             "|---" * (5 + len(TYPES)) + "|"]
-    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "metrics.jsonl").is_file()):
-        t = train_tail(run)
-        lines.append(f"| {run.name} | {t['steps']} | {num(t['accuracy'])} | {num(t['hidden_ratio_mean'], 4)} | "
-                     f"{num(t['hidden_ratio_p90_p10'])} | " + " | ".join(num(t[f'hidden_ratio_{k}'], 4) for k in TYPES)
-                     + " |")
-    return "\n".join(lines)
 
 
 def cmd_report(args) -> None:

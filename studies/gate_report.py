@@ -135,6 +135,19 @@ def markdown(table: dict) -> str:
     return "\n".join(lines)
 
 
+def gate_table(runs: Path) -> str:
+    """Markdown: each run's gate over its last 10 training steps (metrics.jsonl; studies.gate_report.train_tail):
+    accuracy, hidden ratio, p90/p10 and the mean hidden ratio by token type."""
+    lines = ["| run | steps | accuracy | hidden ratio | p90/p10 | " + " | ".join(TYPES) + " |",
+             "|---" * (5 + len(TYPES)) + "|"]
+    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "metrics.jsonl").is_file()):
+        t = train_tail(run)
+        lines.append(f"| {run.name} | {t['steps']} | {num(t['accuracy'])} | {num(t['hidden_ratio_mean'], 4)} | "
+                     f"{num(t['hidden_ratio_p90_p10'])} | " + " | ".join(num(t[f'hidden_ratio_{k}'], 4) for k in TYPES)
+                     + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/gate-sweep")

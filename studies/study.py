@@ -19,6 +19,8 @@ import re
 import unicodedata
 from pathlib import Path
 
+from hrpo.rundir import best_eval
+
 
 def set_name(spec: str) -> str:
     return Path(spec.split(":", 1)[1]).stem if spec.startswith("jsonl:") else spec.replace(":", "")
@@ -106,6 +108,33 @@ def bootstrap(acc: list[list[float]], n_boot: int = 2000, seed: int = 0) -> tupl
         stats.append(sum(acc[s][p] for s in seeds for p in probs) / (S * P))
     stats.sort()
     return mean, stats[int(0.025 * n_boot)], stats[int(0.975 * n_boot)]
+
+
+def select(runs: Path) -> dict:
+    """{run name: {"step", "valid_accuracy", "checkpoint"}} for every run with an eval.jsonl whose best step's
+    checkpoint exists (rundir.best_eval; ties: the later step)."""
+    out = {}
+    for run in sorted(p for p in runs.iterdir() if p.is_dir() and (p / "eval.jsonl").is_file()):
+        best = best_eval(run)
+        if best:
+            out[run.name] = {"step": best["step"], "valid_accuracy": best["accuracy"],
+                             "checkpoint": str(run / "checkpoints" / f"step-{best['step']:06d}")}
+    return out
+
+
+def accuracies(rows_dir: Path, names: list[str], sets: list[str]) -> dict:
+    """{model: {set: accuracy}} from the evaluation rows."""
+    mean = lambda rows: sum(r["reward"] for r in rows) / len(rows)  # noqa: E731
+    return {n: {s: mean(load_rows(rows_dir, n, s)) for s in sets if (rows_dir / f"{n}__{s}.jsonl").is_file()}
+            for n in names}
+
+
+def paired(rows_dir: Path, a: list[str], b: list[str], sets: list[str]) -> tuple[float, float, float]:
+    """Mean and 95% interval of model a[k] - model b[k] (k: a seed), paired problem by problem over `sets`
+    pooled, resampling problems and seeds (bootstrap)."""
+    diff = [[x["reward"] - y["reward"] for s in sets
+             for x, y in zip(load_rows(rows_dir, ak, s), load_rows(rows_dir, bk, s))] for ak, bk in zip(a, b)]
+    return bootstrap(diff)
 
 
 def cmd_report(args) -> None:

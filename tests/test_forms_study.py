@@ -2,7 +2,8 @@
 import json
 
 from hrpo.checkpoint import FORMAT
-from studies.forms_study import decide, select
+from studies.forms_study import decide
+from studies.study import select
 
 SETS = ["arith2", "heldout", "pairs"]
 CHECKPOINT = json.dumps({"format": FORMAT})                        # what makes a directory a checkpoint
@@ -74,7 +75,7 @@ def test_a_name_evaluated_on_another_spec_is_evaluated_anew(tmp_path, monkeypatc
 
 
 def test_gate_table_averages_each_runs_last_ten_steps(tmp_path):
-    from studies.forms_study import gate_table
+    from studies.gate_report import gate_table
     for name, hidden in (("hrpo-s0", 0.2), ("grpo-s0", 0.0)):
         run = tmp_path / name
         run.mkdir()
