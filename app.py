@@ -120,10 +120,10 @@ def main() -> None:
     host, port = server_address(args.host, args.port, os.environ, st.host.hosted)
     choices = st.host.model_choices()
     if st.host.zero_gpu:        # ZeroGPU moves models to CUDA at start-up, before any spaces.GPU call
-        for spec in dict.fromkeys([st.host.live_default(choices), *st.host.compare_default(choices)]):
+        for spec in st.host.start_up_models(choices):
             st.pool.get(spec)
     else:
-        st.pool.preload(st.host.live_default(choices), then=freeze_long_lived)
+        st.pool.preload(st.host.start_up_models(choices), then=freeze_long_lived)
     demo = build(st)
     freeze_long_lived()            # full GC passes skip the start-up heap (studio/memory.py)
     demo.queue(**st.host.queue)

@@ -223,6 +223,13 @@ class Host:
         else (locally) the multilingual base, else None (the current model stays)."""
         return next((m for m in (SHIPPED["multi-hrpo"], GEMMA3.name) if m in choices), None)
 
+    def start_up_models(self, choices: list[str]) -> list[str]:
+        """What start-up loads, in order: Live's default; on ZeroGPU also Compare's (models move to CUDA before any
+        GPU call); then the shipped multilingual HRPO checkpoint when there is one (its first load de-quantises
+        Gemma for minutes, which a visitor picking a Chinese example should not wait for)."""
+        first = [self.live_default(choices), *(self.compare_default(choices) if self.zero_gpu else [])]
+        return list(dict.fromkeys([*first, *[m for m in [SHIPPED["multi-hrpo"]] if m in choices]]))
+
     def compare_default(self, choices: list[str]) -> list[str]:
         """Compare pre-selects base, GRPO and HRPO (what exists of them)."""
         return [m for m in ("default", SHIPPED["grpo"], SHIPPED["hrpo"]) if m in choices] or choices[:3]
@@ -285,16 +292,17 @@ class ModelPool:
             self.status[spec] = "ready"
             return self.models[spec]
 
-    def preload(self, spec: str, then=None) -> threading.Thread:
-        """Load `spec` in a background thread, then call `then()` (if given) after a successful load; a failure
-        shows in the status line."""
+    def preload(self, specs: list[str], then=None) -> threading.Thread:
+        """Load `specs` one after another in a background thread, calling `then()` (if given) after each successful
+        load; a failure shows in that model's status line and the next one still loads."""
         def quiet():
-            try:
-                self.get(spec)
-            except Exception:         # noqa: BLE001 - recorded in self.status, shown by line()
-                return
-            if then is not None:
-                then()
+            for spec in specs:
+                try:
+                    self.get(spec)
+                except Exception:         # noqa: BLE001 - recorded in self.status, shown by line()
+                    continue
+                if then is not None:
+                    then()
         thread = threading.Thread(target=quiet, name="hrpo-preload", daemon=True)
         thread.start()
         return thread

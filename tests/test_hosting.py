@@ -90,7 +90,11 @@ def test_examples_in_other_languages_open_the_multilingual_model(tree, monkeypat
     assert example_model(local, "my own question", "gemma3-270m") == gr.skip()
     hosted = Studio(host=Host(root=root, runs_dir=runs, hosted=True), pool=None, jobs=None, traces=None)
     assert example_model(hosted, zh, "checkpoints/smollm2-arith-hrpo") == gr.skip()    # hosted: no Gemma base
+    assert hosted.host.start_up_models(hosted.host.model_choices()) == ["checkpoints/smollm2-arith-hrpo"]
     fake_checkpoint(root / "checkpoints" / "gemma3-270m-multi-hrpo")
+    for host in (hosted.host, Host(root=root, runs_dir=runs, hosted=True, zero_gpu=True)):  # shipped: loaded too
+        assert host.start_up_models(host.model_choices())[0] == "checkpoints/smollm2-arith-hrpo"
+        assert host.start_up_models(host.model_choices())[-1] == "checkpoints/gemma3-270m-multi-hrpo"
     for st in (local, hosted):
         assert example_model(st, zh, "checkpoints/smollm2-arith-hrpo") == "checkpoints/gemma3-270m-multi-hrpo"
         assert example_model(st, zh, "checkpoints/gemma3-270m-multi-hrpo") == gr.skip()
@@ -208,15 +212,14 @@ def test_a_failed_load_is_one_line_in_the_status(monkeypatch):
 
 
 def test_preload_calls_then_after_a_successful_load_only(monkeypatch):
-    """The app freezes the GC's view of the heap once its first model is in (studio.memory.freeze_long_lived):
-    `then` runs after the load, in the loading thread, and not when the load fails."""
+    """The app freezes the GC's view of the heap once a model is in (studio.memory.freeze_long_lived): `then` runs
+    after each load, in the loading thread, and not when a load fails; the next model still loads."""
     import hrpo.models
     monkeypatch.setattr(hrpo.models, "load_model", lambda spec, device=None: (_ for _ in ()).throw(
         ModelSpecError("no such model")) if spec == "bad" else f"model {spec}")
     pool, calls = ModelPool(), []
-    pool.preload("good", then=lambda: calls.append(pool.line("good"))).join(10)
-    pool.preload("bad", then=lambda: calls.append("bad")).join(10)
-    assert calls == ["**good**: ready"] and pool.line("bad") == "**bad**: failed: no such model"
+    pool.preload(["good", "bad", "next"], then=lambda: calls.append(sorted(pool.models))).join(10)
+    assert calls == [["good"], ["good", "next"]] and pool.line("bad") == "**bad**: failed: no such model"
 
 
 def test_freeze_long_lived_takes_the_heap_out_of_full_collections():
