@@ -27,9 +27,8 @@ import os
 import sys
 from pathlib import Path
 
-from hrpo.rundir import finished
 from studies.gate_report import gate_table
-from studies.study import accuracies, paired, select, set_name
+from studies.study import accuracies, best_runs, finished_selected, paired, run_models, select, set_name
 
 SETS = ["arith:2", "forms", "forms:heldout", "jsonl:{eval}/reworded.jsonl", "jsonl:{eval}/pairs.jsonl", "everyday"]
 OLD = {"hrpo-old": "checkpoints/smollm2-arith-hrpo", "grpo-old": "checkpoints/smollm2-arith-grpo"}
@@ -72,14 +71,7 @@ def cmd_eval(args) -> None:
             ev.mkdir(parents=True, exist_ok=True)
             rows = reworded_arith.problems(wording, 300, 2505)
             (ev / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    models = [f"{name}={spec}" for name, spec in OLD.items()]
-    for name, sel in select(runs).items():
-        if not finished(runs / name):
-            print(f"{name}: still training (its selection may change), not evaluated yet", flush=True)
-            continue
-        models.append(f"{name}={sel['checkpoint']}")
-        if name.startswith("hrpo"):
-            models.append(f"{name.replace('-s', '-plain-s')}={sel['checkpoint']}")     # latents off at inference
+    models = [f"{name}={spec}" for name, spec in OLD.items()] + run_models(runs)
     sets = ",".join(s.format(eval=ev) for s in SETS)
     sys.argv = ["study", "run", "--out", str(ev / "rows"), "--limit", str(args.limit), "--sets", sets, *models]
     study_main()
@@ -87,14 +79,13 @@ def cmd_eval(args) -> None:
 
 def cmd_decide(args) -> None:
     runs = runs_dir()
-    rows_dir, chosen = runs / "eval" / "rows", select(runs)
+    rows_dir, chosen = runs / "eval" / "rows", finished_selected(runs)
     sets = [set_name(s.format(eval=runs / "eval")) for s in SETS]
     seeds = sorted({n.rsplit("-s", 1)[1] for n in chosen if n.startswith("hrpo")} &
                    {n.rsplit("-s", 1)[1] for n in chosen if n.startswith("grpo")})
     if len(seeds) < 3:
         raise SystemExit(f"need HRPO and GRPO runs of three seeds, have seeds {seeds}: train and evaluate first")
-    best = {m: max((n for n in chosen if n.startswith(m)), key=lambda n: chosen[n]["valid_accuracy"])
-            for m in ("hrpo", "grpo")}
+    best = best_runs(chosen)
     acc = accuracies(rows_dir, [*OLD, best["hrpo"], best["grpo"]], sets)
     acc["hrpo-new"], acc["grpo-new"] = acc.pop(best["hrpo"]), acc.pop(best["grpo"])
     ok, lines = decide(acc, {s: paired(rows_dir, [f"hrpo-s{k}" for k in seeds], [f"grpo-s{k}" for k in seeds], [s])

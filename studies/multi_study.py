@@ -27,9 +27,8 @@ import sys
 from pathlib import Path
 
 from hrpo.multilingual_problems import LANGS
-from hrpo.rundir import finished
 from studies.gate_report import gate_table
-from studies.study import accuracies, load_rows, paired, select, set_name
+from studies.study import accuracies, best_runs, finished_selected, load_rows, paired, run_models, select, set_name
 
 BASE = "gemma3-270m"
 HELDOUT = [f"multi:{lang}:heldout" for lang in LANGS]
@@ -42,29 +41,9 @@ def runs_dir() -> Path:
     return Path(os.environ.get("HRPO_STUDY_RUNS") or Path.home() / "hrpo-runs" / "multi")
 
 
-def candidates(runs: Path) -> dict:
-    """{"hrpo": run name, "grpo": run name}: each method's finished run with the best validation accuracy."""
-    chosen = {n: c for n, c in select(runs).items() if finished(runs / n)}
-    return {m: max(names, key=lambda n: chosen[n]["valid_accuracy"])
-            for m in ("hrpo", "grpo") if (names := [n for n in chosen if n.startswith(m + "-s")])}
-
-
-def models(runs: Path, base: str = BASE) -> list[str]:
-    """NAME=SPEC for studies.study run: the base, each finished run's selected checkpoint, HRPO ones also plain."""
-    out = [f"base={base}"]
-    for name, sel in select(runs).items():
-        if not finished(runs / name):
-            print(f"{name}: still training (its selection may change), not evaluated yet", flush=True)
-            continue
-        out.append(f"{name}={sel['checkpoint']}")
-        if name.startswith("hrpo"):
-            out.append(f"{name.replace('-s', '-plain-s')}={sel['checkpoint']}")     # latents off at inference
-    return out
-
-
 def cmd_eval(args) -> None:
     from studies.study import cmd_run
-    rows, specs = runs_dir() / "eval" / "rows", models(runs_dir(), args.base)
+    rows, specs = runs_dir() / "eval" / "rows", [f"base={args.base}", *run_models(runs_dir())]
     for sets, limit in ((HELDOUT, args.heldout_limit), (MGSM, args.mgsm_limit)):
         cmd_run(argparse.Namespace(out=str(rows), limit=limit, sets=",".join(sets), models=specs,
                                    max_new_tokens=NEW_TOKENS, stop="answer"))
@@ -93,7 +72,7 @@ def table(rows_dir: Path, names: dict, sets: list[str]) -> str:
 
 def named(runs: Path) -> dict:
     """The models the report and the rule compare: the base and each method's candidate run."""
-    c = candidates(runs)
+    c = best_runs(finished_selected(runs))
     names = {"base": "base", **c}
     if "hrpo" in c:
         names["hrpo-plain"] = c["hrpo"].replace("-s", "-plain-s")

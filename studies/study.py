@@ -19,7 +19,7 @@ import re
 import unicodedata
 from pathlib import Path
 
-from hrpo.rundir import best_eval
+from hrpo.rundir import best_eval, finished
 
 
 def set_name(spec: str) -> str:
@@ -120,6 +120,32 @@ def select(runs: Path) -> dict:
             out[run.name] = {"step": best["step"], "valid_accuracy": best["accuracy"],
                              "checkpoint": str(run / "checkpoints" / f"step-{best['step']:06d}")}
     return out
+
+
+def finished_selected(runs: Path) -> dict:
+    """select(runs) restricted to the runs that have trained to their last step (their choice is final)."""
+    return {n: c for n, c in select(runs).items() if finished(runs / n)}
+
+
+def run_models(runs: Path) -> list[str]:
+    """NAME=SPEC (studies.study run) for each finished run's selected checkpoint, each HRPO one also as
+    MODE-plain-sSEED (latents off at inference: the ablation); says which runs are still training."""
+    out = []
+    for name, sel in select(runs).items():
+        if not finished(runs / name):
+            print(f"{name}: still training (its selection may change), not evaluated yet", flush=True)
+            continue
+        out.append(f"{name}={sel['checkpoint']}")
+        if name.startswith("hrpo"):
+            out.append(f"{name.replace('-s', '-plain-s')}={sel['checkpoint']}")
+    return out
+
+
+def best_runs(chosen: dict) -> dict:
+    """{"hrpo": name, "grpo": name}: each method's run (named MODE-sSEED) with the best validation accuracy among
+    `chosen` (select's output), for the methods that have one."""
+    return {m: max(names, key=lambda n: chosen[n]["valid_accuracy"])
+            for m in ("hrpo", "grpo") if (names := [n for n in chosen if n.startswith(m + "-s")])}
 
 
 def accuracies(rows_dir: Path, names: list[str], sets: list[str]) -> dict:

@@ -38,7 +38,7 @@ def test_decision_rule():
 
 
 def test_only_a_finished_run_is_evaluated(tmp_path):
-    from studies.forms_study import finished
+    from hrpo.rundir import finished
     run = tmp_path / "hrpo-s0"
     (run / "checkpoints" / "step-000200").mkdir(parents=True)
     (run / "checkpoints" / "step-000200" / "config.json").write_text(CHECKPOINT)
