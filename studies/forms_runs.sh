@@ -6,8 +6,9 @@
 #   bash studies/forms_runs.sh [SEEDS]          e.g. bash studies/forms_runs.sh "0 1 2"
 # Runs go to $HRPO_STUDY_RUNS (default ~/hrpo-runs/forms, outside the checkout); each run's log is <run>.log
 # beside it.  A new machine's home is empty, so the script first restores the runs parked in the repository
-# (studies/parked/forms; studies/park.py) and parks them there again when it ends: commit that folder to carry
-# the runs over.  MAX_MINUTES=N checkpoints and stops the runs N minutes after the command starts (a session's
+# (studies/parked/forms, or the commit studies/parked/forms.commit names; studies/park.py) and parks them there
+# again when it ends; `python -m studies.park stow --to studies/parked/forms` then commits them and takes them
+# out of the working tree, which carries the runs over to the next machine.  MAX_MINUTES=N checkpoints and stops the runs N minutes after the command starts (a session's
 # end; later seeds are not started), to be resumed by the same command.
 # Then: python -m studies.forms_study eval (see its docstring).
 # RECIPE=gemma3-270m-multi runs the multilingual pair (configs/gemma3-270m-multi-*.json; runs default to

@@ -2,9 +2,13 @@
 
 A study's runs take more CPU hours than one session has, and a session may start on a new machine whose
 home directory is empty: only the repository carries over.  `save` copies what resuming and selecting need
-from the runs directory into the repository; `restore` puts it back where the runs expect it.
+from the runs directory into the repository; `stow` commits that copy and takes it out of the working tree
+again (a second commit), leaving `<to>.commit`, the commit that holds it: the parked state lives in the
+history, so the working tree stays small (a checkout that travels, such as the GPU machine's, has a size
+limit); `restore` puts it back where the runs expect it, from the folder or else from that commit.
 
     python -m studies.park save    --runs ~/hrpo-runs/forms --to studies/parked/forms
+    python -m studies.park stow    --to studies/parked/forms          # two commits on the current branch
     python -m studies.park restore --runs ~/hrpo-runs/forms --to studies/parked/forms
 
 What a parked run keeps (RUN = one run directory, e.g. hrpo-s1):
@@ -23,7 +27,9 @@ Test: pytest tests/test_park.py
 """
 import argparse
 import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from hrpo import rundir
@@ -75,8 +81,55 @@ def save(runs: Path, to: Path) -> dict:
     return parked
 
 
+class ParkError(RuntimeError):
+    """One line: why parked runs could not be stowed or restored."""
+
+
+def git(cwd: Path, *args: str) -> str:
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if res.returncode:
+        raise ParkError(f"git {' '.join(args)}: {(res.stderr or res.stdout).strip().splitlines()[-1]}")
+    return res.stdout.strip()
+
+
+def pointer(to: Path) -> Path:
+    return to.with_name(to.name + ".commit")
+
+
+def stow(to: Path) -> str:
+    """Commit the parked folder `to` (nothing else), then remove it from the working tree in a second commit that
+    adds `<to>.commit` naming the first; returns the first commit's id."""
+    if not to.is_dir():
+        raise ParkError(f"nothing parked in {to}: run save first")
+    repo = Path(git(to, "rev-parse", "--show-toplevel"))
+    rel = str(to.resolve().relative_to(repo.resolve()))
+    runs = ", ".join(sorted(p.name for p in to.iterdir() if p.is_dir() and p.name != "eval")) or "rows only"
+    git(repo, "add", "-A", "--", rel)
+    git(repo, "commit", "-q", "-m", f"Parked study runs {rel}: {runs}", "--", rel)
+    commit = git(repo, "rev-parse", "HEAD")
+    git(repo, "rm", "-r", "-q", "--", rel)
+    pointer(to).parent.mkdir(parents=True, exist_ok=True)          # git rm takes an emptied parent with it
+    pointer(to).write_text(commit + "\n", encoding="utf-8")
+    git(repo, "add", "--", str(pointer(to).resolve().relative_to(repo.resolve())))
+    git(repo, "commit", "-q", "-m", f"{rel} out of the working tree: parked in {commit[:12]} ({rel}.commit)",
+        "--", rel, str(pointer(to).resolve().relative_to(repo.resolve())))
+    return commit
+
+
 def restore(runs: Path, to: Path) -> list[str]:
-    """Put parked runs and rows back under `runs` where the runs directory is behind; returns what it restored."""
+    """Put parked runs and rows back under `runs` where the runs directory is behind; returns what it restored.
+    The parked copy is the folder `to`, else the one in the commit `<to>.commit` names."""
+    if not to.is_dir() and pointer(to).is_file():
+        commit = pointer(to).read_text(encoding="utf-8").strip()
+        repo = Path(git(to.parent, "rev-parse", "--show-toplevel"))
+        rel = str(to.resolve().relative_to(repo.resolve()))
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = subprocess.run(["git", "archive", commit, rel], cwd=repo, capture_output=True)
+            if archive.returncode:
+                raise ParkError(f"the parked runs are in commit {commit[:12]}, which this clone lacks "
+                                "(a shallow clone?): fetch the full history, or the runs start again")
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+            return restore(runs, Path(tmp) / rel)
     done = []
     if not to.is_dir():
         return done
@@ -109,20 +162,28 @@ def restore(runs: Path, to: Path) -> list[str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m studies.park", description=__doc__.split("\n\n")[0])
-    ap.add_argument("action", choices=["save", "restore"])
-    ap.add_argument("--runs", required=True, help="the study's runs directory (e.g. ~/hrpo-runs/forms)")
+    ap.add_argument("action", choices=["save", "stow", "restore"])
+    ap.add_argument("--runs", help="the study's runs directory (e.g. ~/hrpo-runs/forms); save and restore")
     ap.add_argument("--to", required=True, help="the parked copy inside the repository (e.g. studies/parked/forms)")
     args = ap.parse_args(argv)
-    runs, to = Path(args.runs).expanduser(), Path(args.to)
-    if args.action == "save":
-        if not runs.is_dir():
-            print(f"error: no runs directory {runs}", file=sys.stderr)
-            return 2
-        for name, steps in save(runs, to).items():
-            print(f"parked {name}: checkpoints at steps {', '.join(map(str, steps))}")
-    else:
-        for line in restore(runs, to) or ["nothing to restore"]:
-            print(f"restored {line}" if line != "nothing to restore" else line)
+    to = Path(args.to)
+    if args.action != "stow" and not args.runs:
+        ap.error(f"{args.action} needs --runs")
+    runs = Path(args.runs).expanduser() if args.runs else None
+    try:
+        if args.action == "stow":
+            print(f"parked runs committed in {stow(to)}; {pointer(to)} names it")
+        elif args.action == "save":
+            if not runs.is_dir():
+                raise ParkError(f"no runs directory {runs}")
+            for name, steps in save(runs, to).items():
+                print(f"parked {name}: checkpoints at steps {', '.join(map(str, steps))}")
+        else:
+            for line in restore(runs, to) or ["nothing to restore"]:
+                print(f"restored {line}" if line != "nothing to restore" else line)
+    except ParkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

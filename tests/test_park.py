@@ -125,3 +125,33 @@ def test_forms_runs_script_restores_first_and_parks_last(tmp_path):
                          env={**env, "MAX_MINUTES": "-1"}, timeout=300)   # the deadline passed: seed 1 never starts
     assert res.returncode == 0 and "MAX_MINUTES reached: seed 1 and later not started" in res.stdout
     assert not (home / "hrpo-s1").exists()
+
+
+def test_stow_keeps_the_parked_runs_in_the_history_only_and_restore_finds_them(stopped, tmp_path):
+    """The parked copy is committed, then taken out of the working tree (a checkout that travels stays small);
+    restore reads it back from the commit that `<to>.commit` names, and the run resumes from it."""
+    import subprocess
+    repo = tmp_path / "repo"
+    (repo / "parked").mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, text=True).stdout  # noqa: E731
+    git("init", "-q")
+    git("config", "user.name", "t")
+    git("config", "user.email", "t@t")
+    git("commit", "-q", "--allow-empty", "-m", "start")
+    (repo / "unrelated.txt").write_text("not committed by stow\n")
+    git("add", "unrelated.txt")
+    park.save(stopped, repo / "parked" / "forms")
+    commit = park.stow(repo / "parked" / "forms")
+    assert not (repo / "parked" / "forms").exists()
+    assert (repo / "parked" / "forms.commit").read_text().strip() == commit
+    assert "hrpo-s0/checkpoints/step-000003/trainer_state.pt" in git("show", "--name-only", "--format=", commit)
+    assert git("ls-tree", "-r", "--name-only", "HEAD").split() == ["parked/forms.commit"]   # nothing parked in the tree
+    assert git("diff", "--cached", "--name-only").split() == ["unrelated.txt"]   # staged work left alone
+    home = tmp_path / "new-machine"
+    assert park.restore(home, repo / "parked" / "forms") == ["hrpo-s0 (step 3)", "rows hrpo-old__everyday.jsonl"]
+    assert (home / "hrpo-s0" / "checkpoints" / "step-000003" / "trainer_state.pt").is_file()
+    train(home / "hrpo-s0", resume=True)
+    assert rundir.finished(home / "hrpo-s0")
+    (repo / "parked" / "forms.commit").write_text("0" * 40 + "\n")    # a clone without that commit
+    with pytest.raises(park.ParkError, match="which this clone lacks"):
+        park.restore(tmp_path / "other", repo / "parked" / "forms")
