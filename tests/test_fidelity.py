@@ -76,16 +76,21 @@ def test_held_out_eval_uses_the_runs_temperature_and_top_k(tmp_path, monkeypatch
     assert seen[0].temperature == 0.7 and seen[0].top_k == 7 and seen[0].greedy and seen[0].hybrid
 
 
-def test_bf16_is_the_default_exactly_on_cpus_with_native_bf16(tmp_path):
-    fake = tmp_path / "cpuinfo"
-    fake.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16\n")
-    assert cpu_has_native_bf16(str(fake))
-    fake.write_text("processor : 0\nflags : fpu sse2 avx2\n")
-    assert not cpu_has_native_bf16(str(fake))
-    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
-    want = torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+def test_bf16_is_the_default_exactly_on_cpus_with_native_bf16(tmp_path, monkeypatch):
+    want = torch.bfloat16 if cpu_has_native_bf16() else torch.float32    # this CPU, or the run's HRPO_CPU_BF16
     assert pick_device_dtype("cpu", None)[1] == want
     assert pick_device_dtype("cpu", "float32")[1] == torch.float32
+    with_bf16, without = tmp_path / "with", tmp_path / "without"
+    with_bf16.write_text("processor : 0\nflags : fpu sse2 avx512f avx512_bf16\n")
+    without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
+    monkeypatch.delenv("HRPO_CPU_BF16", raising=False)                  # the flags decide
+    assert cpu_has_native_bf16(str(with_bf16))
+    assert not cpu_has_native_bf16(str(without))
+    assert not cpu_has_native_bf16(str(tmp_path / "missing"))
+    monkeypatch.setenv("HRPO_CPU_BF16", "emulated")                    # .ci/run's AVX2 rehearsal: flags overridden
+    assert not cpu_has_native_bf16(str(with_bf16))
+    monkeypatch.setenv("HRPO_CPU_BF16", "native")
+    assert cpu_has_native_bf16(str(without))
 
 
 def test_export_carries_the_runs_metrics_up_to_the_checkpoint(tmp_path):
