@@ -27,9 +27,10 @@ left() {  # minutes until the deadline (0: no deadline), or "none" once it has p
   local m=$(( (deadline - $(date +%s)) / 60 ))
   [ "$m" -gt 0 ] && echo "$m" || echo none
 }
-one() {   # mode seed minutes: train unless finished (the step-300 checkpoint exists)
+one() {   # mode seed minutes: train unless finished (hrpo.rundir.finished: the last step's checkpoint exists)
   local out="$RUNS/$1-s$2"
-  [ -f "$out/checkpoints/step-000300/config.json" ] && { echo "$out: finished"; return; }
+  .venv/bin/python -c "import sys; from hrpo.rundir import finished; sys.exit(not finished(sys.argv[1]))" "$out" \
+    && { echo "$out: finished"; return; }
   OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python -m hrpo train --config "configs/$RECIPE-$1.json" \
     --seed "$2" --out "$out" --resume --max-minutes "$3" >> "$out.log" 2>&1
 }

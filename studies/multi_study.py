@@ -28,7 +28,17 @@ from pathlib import Path
 
 from hrpo.multilingual_problems import LANGS
 from studies.gate_report import gate_table
-from studies.study import accuracies, best_runs, finished_selected, load_rows, paired, run_models, select, set_name
+from studies.study import (
+    accuracies,
+    best_runs,
+    finished_selected,
+    load_rows,
+    paired,
+    plain_name,
+    run_models,
+    select,
+    set_name,
+)
 
 BASE = "gemma3-270m"
 HELDOUT = [f"multi:{lang}:heldout" for lang in LANGS]
@@ -75,7 +85,7 @@ def named(runs: Path) -> dict:
     c = best_runs(finished_selected(runs))
     names = {"base": "base", **c}
     if "hrpo" in c:
-        names["hrpo-plain"] = c["hrpo"].replace("-s", "-plain-s")
+        names["hrpo-plain"] = plain_name(c["hrpo"])
     return names
 
 

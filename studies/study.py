@@ -127,6 +127,11 @@ def finished_selected(runs: Path) -> dict:
     return {n: c for n, c in select(runs).items() if finished(runs / n)}
 
 
+def plain_name(run: str) -> str:
+    """The name an HRPO run's checkpoint is evaluated under with its latents off: hrpo-s1 -> hrpo-plain-s1."""
+    return run.replace("-s", "-plain-s")
+
+
 def run_models(runs: Path) -> list[str]:
     """NAME=SPEC (studies.study run) for each finished run's selected checkpoint, each HRPO one also as
     MODE-plain-sSEED (latents off at inference: the ablation); says which runs are still training."""
@@ -137,7 +142,7 @@ def run_models(runs: Path) -> list[str]:
             continue
         out.append(f"{name}={sel['checkpoint']}")
         if name.startswith("hrpo"):
-            out.append(f"{name.replace('-s', '-plain-s')}={sel['checkpoint']}")
+            out.append(f"{plain_name(name)}={sel['checkpoint']}")
     return out
 
 
