@@ -1,7 +1,8 @@
 """Issue-10 study: held-out evaluation of base / GRPO / HRPO models and its bootstrap report.
 
 `run` evaluates each NAME=SPEC model (greedy, fp32, the checkpoints' own sampling settings) on each held-out
-set and keeps every row (one JSONL per model and set; skipped when there for the same spec, so it resumes);
+set and keeps every row (one JSONL per model and set, written whole; a set whose rows are there for the same
+spec is skipped, so it resumes set by set);
 for hybrid models it also records the hidden ratio of thinking tokens by token type.  `report` prints
 accuracy with a 95% bootstrap interval over problems and seeds (models named MODE-...-sSEED are pooled per
 MODE prefix given with --group), the paired HRPO - GRPO difference, lengths and hidden ratios, as Markdown.
@@ -65,24 +66,32 @@ def cmd_run(args) -> None:
         name, given = item.split("=", 1)
         spec, _, r_min = given.partition("@r")           # default@r0.95: the base with a fresh gate at r_min 0.95
         hybrid = "-plain" not in name              # a GRPO checkpoint decodes plain anyway (decoding_config)
-        if all((out / f"{name}__{s}.jsonl").exists() for s in sets) and evaluated_spec(out, name) == given:
+        same = evaluated_spec(out, name) == given       # rows of another spec are redone, the same spec's kept
+        todo = {s: ps for s, ps in sets.items() if not (same and (out / f"{name}__{s}.jsonl").exists())}
+        types_file = out / f"{name}__tokentypes.json"
+        if not todo and (not hybrid or (same and types_file.exists())):
             continue
-        (out / f"{name}.spec").write_text(given, encoding="utf-8")   # rows of another spec are redone
+        if not same:                                     # no row of an earlier spec may pass for this one's
+            for f in out.glob(f"{name}__*"):
+                f.unlink()
+        (out / f"{name}.spec").write_text(given, encoding="utf-8")
         torch.manual_seed(0)
         hm = load_model(spec, device="cpu", dtype="float32",
                         gate_config=GateConfig(r_min=float(r_min)) if r_min else None)
         train = read_config(spec).get("train", {}) if is_checkpoint(Path(spec)) else {}
         cfg = RolloutConfig(max_new_tokens=args.max_new_tokens, temperature=train.get("temperature", 0.5),
                             top_k=train.get("top_k", 50), greedy=True, hybrid=hybrid, stop=args.stop)
-        for s, problems in sets.items():
+        for s, problems in todo.items():
             summary, rows = evaluate(hm, problems, cfg, batch_size=25)
-            (out / f"{name}__{s}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            part = out / f"{name}__{s}.jsonl.part"        # renamed when whole: a killed run leaves no short file
+            part.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            part.replace(out / f"{name}__{s}.jsonl")
             with open(out / "summary.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps({"name": name, "spec": spec, "set": s, **summary}) + "\n")
             print(name, s, json.dumps(summary), flush=True)
-        if hybrid:
+        if hybrid and not (same and types_file.exists()):
             types = gate_by_token_type(hm, next(iter(sets.values()))[:60], cfg)
-            (out / f"{name}__tokentypes.json").write_text(json.dumps(types, indent=1), encoding="utf-8")
+            types_file.write_text(json.dumps(types, indent=1), encoding="utf-8")
 
 
 def evaluated_spec(out: Path, name: str) -> str | None:

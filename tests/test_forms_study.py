@@ -74,6 +74,29 @@ def test_a_name_evaluated_on_another_spec_is_evaluated_anew(tmp_path, monkeypatc
     assert evaluated_spec(out, "m-plain") == "tiny-random@r0.9" and len(rows.read_text().splitlines()) == 2
 
 
+def test_evaluation_resumes_set_by_set_and_never_keeps_another_specs_rows(tmp_path, monkeypatch):
+    """A set whose rows are there for the same spec is skipped (an evaluation stopped between sets resumes);
+    a new spec removes every row of the old one, so no set of it can pass for the new spec later."""
+    import sys
+
+    from studies.study import main as study_main
+    out = tmp_path / "rows"
+
+    def run(spec, sets):
+        monkeypatch.setattr(sys, "argv", ["study", "run", "--out", str(out), "--limit", "2", "--sets", sets,
+                                          "--max-new-tokens", "4", f"m-plain={spec}"])
+        study_main()
+    run("tiny-random", "arith:2")
+    (out / "m-plain__arith2.jsonl").write_text("kept\n")
+    run("tiny-random", "arith:2,arith:1")
+    assert (out / "m-plain__arith2.jsonl").read_text() == "kept\n"       # done before: skipped
+    assert len((out / "m-plain__arith1.jsonl").read_text().splitlines()) == 2
+    run("tiny-random@r0.9", "arith:1")
+    assert not (out / "m-plain__arith2.jsonl").exists()                  # the old spec's rows are gone
+    assert len((out / "m-plain__arith1.jsonl").read_text().splitlines()) == 2
+    assert not list(out.glob("*.part"))
+
+
 def test_gate_table_averages_each_runs_last_ten_steps(tmp_path):
     from studies.gate_report import gate_table
     for name, hidden in (("hrpo-s0", 0.2), ("grpo-s0", 0.0)):
