@@ -18,7 +18,8 @@ What a parked run keeps (RUN = one run directory, e.g. hrpo-s1):
   RUN/checkpoints/step-E     the checkpoint of the best eval.jsonl step so far (ties: the later), weights only:
                              the one `forms_study select` would evaluate (when it is not step-N already)
   RUN.log                    the trainer's log beside the run
-  eval/rows/*.jsonl          evaluation rows (`forms_study eval`), so finished evaluations are not redone
+  eval/rows/*                evaluation rows (`forms_study eval`) with each model's .spec (the checkpoint that
+                             made them: rows without it are redone), so finished evaluations are not redone
 Everything else (older checkpoints, tensorboard, locks) stays behind.  `save` replaces the parked copy as a
 whole (written beside it, then swapped in); `restore` copies a parked run only where the runs directory has
 no checkpoint at or past its newest step (a run that is behind moves to RUNS/.behind/), and rows only where
@@ -153,7 +154,7 @@ def restore(runs: Path, to: Path) -> list[str]:
     rows = to / "eval" / "rows"
     if rows.is_dir():
         (runs / "eval" / "rows").mkdir(parents=True, exist_ok=True)
-        for f in sorted(rows.glob("*.jsonl")):
+        for f in sorted(p for p in rows.iterdir() if p.is_file()):   # the rows and each model's .spec with them
             if not (runs / "eval" / "rows" / f.name).exists():
                 shutil.copy2(f, runs / "eval" / "rows" / f.name)
                 done.append(f"rows {f.name}")

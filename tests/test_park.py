@@ -34,6 +34,7 @@ def stopped(tmp_path_factory):
     (runs / "hrpo-s0.log").write_text("trainer log\n")
     (runs / "eval" / "rows").mkdir(parents=True)
     (runs / "eval" / "rows" / "hrpo-old__everyday.jsonl").write_text('{"reward": 1.0}\n')
+    (runs / "eval" / "rows" / "hrpo-old.spec").write_text("checkpoints/smollm2-arith-hrpo")
     return runs
 
 
@@ -50,7 +51,8 @@ def test_save_keeps_the_newest_checkpoint_with_state_and_the_best_eval_step(stop
     (stopped / "eval" / "rows" / "hrpo-old__everyday.jsonl").rename(stopped / "eval" / "rows" / "x.jsonl")
     try:                                                             # a second save replaces the first whole
         park.save(stopped, tmp_path / "parked")
-        assert [p.name for p in (tmp_path / "parked" / "eval" / "rows").iterdir()] == ["x.jsonl"]
+        assert sorted(p.name for p in (tmp_path / "parked" / "eval" / "rows").iterdir()) == ["hrpo-old.spec",
+                                                                                         "x.jsonl"]
         assert not list(tmp_path.glob("parked.*"))                  # no .new / .old left behind
     finally:
         (stopped / "eval" / "rows" / "x.jsonl").rename(stopped / "eval" / "rows" / "hrpo-old__everyday.jsonl")
@@ -59,7 +61,9 @@ def test_save_keeps_the_newest_checkpoint_with_state_and_the_best_eval_step(stop
 def test_restored_run_resumes_and_ends_as_an_uninterrupted_run(stopped, tmp_path):
     park.save(stopped, tmp_path / "parked")
     home = tmp_path / "new-machine"                                  # an empty home: nothing but the repository
-    assert park.restore(home, tmp_path / "parked") == ["hrpo-s0 (step 3)", "rows hrpo-old__everyday.jsonl"]
+    assert park.restore(home, tmp_path / "parked") == ["hrpo-s0 (step 3)", "rows hrpo-old.spec",
+                                                                "rows hrpo-old__everyday.jsonl"]
+    assert (home / "eval" / "rows" / "hrpo-old.spec").read_text() == "checkpoints/smollm2-arith-hrpo"  # rows kept
     train(home / "hrpo-s0", resume=True)
     train(tmp_path / "straight" / "hrpo-s0")
     assert rewards(home / "hrpo-s0") == rewards(tmp_path / "straight" / "hrpo-s0")
@@ -73,6 +77,7 @@ def test_restore_never_rewinds_a_run_and_keeps_one_that_is_behind(stopped, tmp_p
     shutil.copytree(stopped / "hrpo-s0", home / "hrpo-s0")
     (home / "eval" / "rows").mkdir(parents=True)
     (home / "eval" / "rows" / "hrpo-old__everyday.jsonl").write_text('{"reward": 0.0}\n')
+    (home / "eval" / "rows" / "hrpo-old.spec").write_text("checkpoints/smollm2-arith-hrpo")
     assert park.restore(home, tmp_path / "parked") == []              # as far as the parked run: left alone
     assert json.loads((home / "eval" / "rows" / "hrpo-old__everyday.jsonl").read_text())["reward"] == 0.0
     shutil.rmtree(home / "hrpo-s0" / "checkpoints" / "step-000003")  # now behind: moved aside, then restored
@@ -148,7 +153,8 @@ def test_stow_keeps_the_parked_runs_in_the_history_only_and_restore_finds_them(s
     assert git("ls-tree", "-r", "--name-only", "HEAD").split() == ["parked/forms.commit"]   # nothing parked in the tree
     assert git("diff", "--cached", "--name-only").split() == ["unrelated.txt"]   # staged work left alone
     home = tmp_path / "new-machine"
-    assert park.restore(home, repo / "parked" / "forms") == ["hrpo-s0 (step 3)", "rows hrpo-old__everyday.jsonl"]
+    assert park.restore(home, repo / "parked" / "forms") == ["hrpo-s0 (step 3)", "rows hrpo-old.spec",
+                                                                "rows hrpo-old__everyday.jsonl"]
     assert (home / "hrpo-s0" / "checkpoints" / "step-000003" / "trainer_state.pt").is_file()
     train(home / "hrpo-s0", resume=True)
     assert rundir.finished(home / "hrpo-s0")
