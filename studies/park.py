@@ -74,7 +74,7 @@ def save(runs: Path, to: Path) -> dict:
             parked[run.name] = steps
     rows = runs / "eval" / "rows"
     if rows.is_dir():
-        shutil.copytree(rows, new / "eval" / "rows", ignore=shutil.ignore_patterns("*.tmp", ".*"))
+        shutil.copytree(rows, new / "eval" / "rows", ignore=shutil.ignore_patterns("*.tmp", "*.part", ".*"))
     if to.exists():
         to.rename(old)
     new.rename(to)
